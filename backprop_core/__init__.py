@@ -1,0 +1,36 @@
+"""backprop_core: the compiled kernels behind ``backprop``.
+
+Kernels take C-contiguous float32 or float64 arrays of one dtype, release the GIL, write
+their outputs into arrays the caller allocated, and allocate nothing per call.
+"""
+
+from ._activations import ACTIVATIONS, activation_backward, activation_forward
+from ._blas import blas_loaded, small_gemm_threshold
+from ._checks import first_nonfinite_row
+from ._dense import dense_backward, dense_forward
+from ._executor import Executor
+from ._losses import (
+    LOSSES,
+    binary_cross_entropy_loss,
+    mse_loss,
+    softmax_cross_entropy_loss,
+)
+from ._optim import adam_update, sgd_update
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "Executor",
+    "activation_backward",
+    "activation_forward",
+    "adam_update",
+    "binary_cross_entropy_loss",
+    "blas_loaded",
+    "dense_backward",
+    "dense_forward",
+    "first_nonfinite_row",
+    "mse_loss",
+    "sgd_update",
+    "small_gemm_threshold",
+    "softmax_cross_entropy_loss",
+]

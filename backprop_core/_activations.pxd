@@ -1,0 +1,19 @@
+from cython cimport floating
+
+cdef enum ActKind:
+    ACT_IDENTITY = 0
+    ACT_SIGMOID = 1
+    ACT_TANH = 2
+    ACT_RELU = 3
+    ACT_LEAKY_RELU = 4
+    ACT_SOFTMAX = 5
+
+cdef void _act_forward(int kind, double alpha, const floating* Z, floating* A,
+                       Py_ssize_t n, Py_ssize_t m) noexcept nogil
+
+cdef void _act_backward(int kind, double alpha, const floating* A, const floating* dA,
+                        floating* dZ, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+
+cdef void _softmax_rows(const floating* Z, floating* A, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+
+cdef floating _sigmoid(floating z) noexcept nogil

@@ -1,0 +1,111 @@
+"""Row-major GEMM over scipy's BLAS, plus a direct loop for tiny products.
+
+The BLAS function pointers are read from ``scipy.linalg.cython_blas.__pyx_capi__`` on first
+use, not cimported: a cimport would import all of ``scipy.linalg`` (about 0.5 s) whenever
+``backprop_core`` is imported. Every ``def`` entry point that reaches ``_gemm`` calls
+``_ensure_blas()`` first, while it still holds the GIL.
+"""
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer, PyCapsule_IsValid
+
+ctypedef void (*sgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, float*, float*,
+                         blas_int*, float*, blas_int*, float*, float*,
+                         blas_int*) noexcept nogil
+ctypedef void (*dgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, double*, double*,
+                         blas_int*, double*, blas_int*, double*, double*,
+                         blas_int*) noexcept nogil
+
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+# Below this many multiply-adds (m*n*k) a plain loop beats a BLAS call, whose fixed cost
+# (argument checks, dispatch, packing) dominates. Measured in bench/test_bench_blas.py;
+# see bench/NOTES.md.
+cdef Py_ssize_t SMALL_GEMM = 2048
+
+_GEMM_SIGNATURE = "void (char *, char *, int *, int *, int *, "
+
+
+cdef void* _capsule(dict capi, str name) except NULL:
+    cap = capi[name]
+    cdef const char* cname = PyCapsule_GetName(cap)
+    if cname == NULL or not PyCapsule_IsValid(cap, cname):
+        raise ImportError(f"scipy.linalg.cython_blas.{name} is not a valid capsule")
+    if not (<bytes>cname).decode().startswith(_GEMM_SIGNATURE):
+        raise ImportError(f"unexpected signature for scipy BLAS {name}: {(<bytes>cname).decode()}")
+    return PyCapsule_GetPointer(cap, cname)
+
+
+cdef int _ensure_blas() except -1:
+    global _sgemm, _dgemm
+    if _sgemm != NULL:
+        return 0
+    from scipy.linalg import cython_blas
+    capi = cython_blas.__pyx_capi__
+    _dgemm = <dgemm_t>_capsule(capi, "dgemm")
+    _sgemm = <sgemm_t>_capsule(capi, "sgemm")
+    return 0
+
+
+def blas_loaded():
+    """True once the BLAS pointers have been fetched (they are fetched on first use)."""
+    return _sgemm != NULL
+
+
+def small_gemm_threshold():
+    """m*n*k below which products use the direct loop instead of BLAS."""
+    return SMALL_GEMM
+
+
+cdef inline void _gemm_loop(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
+                            Py_ssize_t k, floating alpha, const floating* A, Py_ssize_t lda,
+                            const floating* B, Py_ssize_t ldb, floating beta, floating* C,
+                            Py_ssize_t ldc) noexcept nogil:
+    """C := alpha*op(A)@op(B) + beta*C, row-major, for tiny sizes. beta == 0 ignores C."""
+    cdef Py_ssize_t i, j, p
+    cdef floating a, s
+    for i in range(m):
+        if beta == 0:
+            for j in range(n):
+                C[i * ldc + j] = 0
+        elif beta != 1:
+            for j in range(n):
+                C[i * ldc + j] *= beta
+        if not trans_b:
+            # innermost loop runs along a row of B and C: contiguous, vectorisable
+            for p in range(k):
+                a = alpha * (A[p * lda + i] if trans_a else A[i * lda + p])
+                for j in range(n):
+                    C[i * ldc + j] += a * B[p * ldb + j]
+        else:
+            for j in range(n):
+                s = 0
+                for p in range(k):
+                    s = s + (A[p * lda + i] if trans_a else A[i * lda + p]) * B[j * ldb + p]
+                C[i * ldc + j] += alpha * s
+
+
+cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                floating alpha, const floating* A, Py_ssize_t lda,
+                const floating* B, Py_ssize_t ldb,
+                floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """C := alpha*op(A)@op(B) + beta*C with A, B, C row-major; C is (m, n), k the inner size.
+
+    BLAS is column-major, and a row-major matrix is its transpose in column-major order, so
+    we ask BLAS for C.T = op(B).T @ op(A).T: swap the operands, keep each one's flag.
+    """
+    if m == 0 or n == 0:
+        return
+    if m * n * k <= SMALL_GEMM:
+        _gemm_loop(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        return
+    cdef char ta = b"t" if trans_a else b"n"
+    cdef char tb = b"t" if trans_b else b"n"
+    cdef blas_int bm = <blas_int>n, bn = <blas_int>m, bk = <blas_int>k
+    cdef blas_int blda = <blas_int>ldb, bldb = <blas_int>lda, bldc = <blas_int>ldc
+    # BLAS does not write A or B; cython_blas just lacks the const qualifiers.
+    if floating is float:
+        _sgemm(&tb, &ta, &bm, &bn, &bk, &alpha, <float*>B, &blda, <float*>A, &bldb,
+               &beta, C, &bldc)
+    else:
+        _dgemm(&tb, &ta, &bm, &bn, &bk, &alpha, <double*>B, &blda, <double*>A, &bldb,
+               &beta, C, &bldc)

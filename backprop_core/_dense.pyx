@@ -1,0 +1,82 @@
+"""Dense (fully connected) layer kernels: row-major, W stored (n_in, n_out)."""
+from cython cimport floating
+from libc.string cimport memcpy
+
+from ._blas cimport _ensure_blas, _gemm
+
+
+cdef void _dense_forward(const floating* X, const floating* W, const floating* b, floating* Y,
+                         Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out)"""
+    cdef Py_ssize_t i
+    # bias first, then accumulate the product into it (beta=1): one pass over Y saved
+    for i in range(n):
+        memcpy(&Y[i * n_out], b, n_out * sizeof(floating))
+    _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>1, Y, n_out)
+
+
+cdef void _dense_backward(const floating* X, const floating* W, const floating* dY,
+                          floating* dX, floating* dW, floating* db,
+                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """dW := X.T @ dY, db := dY.sum(0), dX := dY @ W.T (skipped when dX is NULL).
+
+    X:(n, n_in) W:(n_in, n_out) dY:(n, n_out) dX:(n, n_in) dW:(n_in, n_out) db:(n_out,)
+    Gradients are overwritten, not accumulated.
+    """
+    cdef Py_ssize_t i, j
+    _gemm(True, False, n_in, n_out, n, <floating>1, X, n_in, dY, n_out, <floating>0, dW, n_out)
+    for j in range(n_out):
+        db[j] = 0
+    for i in range(n):
+        for j in range(n_out):
+            db[j] += dY[i * n_out + j]
+    if dX != NULL:
+        _gemm(False, True, n, n_in, n_out, <floating>1, dY, n_out, W, n_out, <floating>0,
+              dX, n_in)
+
+
+cdef str _shape(Py_ssize_t rows, Py_ssize_t cols):
+    return f"({rows}, {cols})"
+
+
+def dense_forward(const floating[:, ::1] X not None, const floating[:, ::1] W not None,
+                  const floating[::1] b not None, floating[:, ::1] Y not None):
+    """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out). Writes Y."""
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    if W.shape[0] != n_in or b.shape[0] != n_out or Y.shape[0] != n or Y.shape[1] != n_out:
+        raise ValueError(
+            f"dense_forward: incompatible shapes X{_shape(X.shape[0], X.shape[1])} W{_shape(W.shape[0], W.shape[1])} "
+            f"b({b.shape[0]},) Y{_shape(Y.shape[0], Y.shape[1])}; expected X:(n, n_in) W:(n_in, n_out) "
+            f"b:(n_out,) Y:(n, n_out)")
+    if n == 0 or n_out == 0:
+        return
+    _ensure_blas()
+    with nogil:
+        _dense_forward(&X[0, 0], &W[0, 0], &b[0], &Y[0, 0], n, n_in, n_out)
+
+
+def dense_backward(const floating[:, ::1] X not None, const floating[:, ::1] W not None,
+                   const floating[:, ::1] dY not None, floating[:, ::1] dW not None,
+                   floating[::1] db not None, floating[:, ::1] dX=None):
+    """dW := X.T @ dY, db := dY.sum(0), and dX := dY @ W.T unless dX is None.
+
+    X:(n, n_in) W:(n_in, n_out) dY:(n, n_out) dW:(n_in, n_out) db:(n_out,) dX:(n, n_in)
+    """
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    if (W.shape[0] != n_in or dY.shape[0] != n or dY.shape[1] != n_out
+            or dW.shape[0] != n_in or dW.shape[1] != n_out or db.shape[0] != n_out
+            or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))):
+        raise ValueError(
+            f"dense_backward: incompatible shapes X{_shape(X.shape[0], X.shape[1])} W{_shape(W.shape[0], W.shape[1])} "
+            f"dY{_shape(dY.shape[0], dY.shape[1])} dW{_shape(dW.shape[0], dW.shape[1])} db({db.shape[0]},)"
+            + ("" if dX is None else f" dX{_shape(dX.shape[0], dX.shape[1])}"))
+    if n_in == 0 or n_out == 0:
+        return
+    _ensure_blas()
+    cdef floating* dx_ptr = NULL
+    cdef const floating* x_ptr = &X[0, 0] if n > 0 else NULL
+    cdef const floating* dy_ptr = &dY[0, 0] if n > 0 else NULL
+    if dX is not None and n > 0:
+        dx_ptr = &dX[0, 0]
+    with nogil:
+        _dense_backward(x_ptr, &W[0, 0], dy_ptr, dx_ptr, &dW[0, 0], &db[0], n, n_in, n_out)

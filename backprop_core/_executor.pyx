@@ -1,0 +1,605 @@
+"""The whole-step executor: forward, loss, backward and update of a layer stack in one call.
+
+A network is compiled into an array of ``Op`` records (a Dense product or an activation)
+that read and write numbered *slots*: slot 0 is the caller's input batch, every other slot is
+a preallocated (capacity, width) activation buffer with a gradient buffer of the same shape.
+An activation right after a Dense runs in place in the Dense's slot (Dense backward never
+needs its own output), so a Dense+activation pair costs one buffer. Parameters live in one
+flat array ``theta`` (gradients in ``dtheta``), so an optimizer step is one pass over memory.
+
+The executor knows ops and buffers, not layers or models; ``backprop.Sequential`` builds it.
+"""
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+import numpy as np
+
+from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
+from ._blas cimport _ensure_blas
+from ._dense cimport _dense_backward, _dense_forward
+from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
+from ._optim cimport _adam_update, _sgd_update
+
+from ._activations import ACTIVATIONS
+from ._losses import LOSSES
+
+cdef enum:
+    OP_DENSE = -1  # op kinds >= 0 are ActKind codes
+
+cdef enum OptKind:
+    OPT_NONE = 0
+    OPT_SGD = 1
+    OPT_ADAM = 2
+
+cdef enum Mode:
+    MODE_LOSS = 0      # forward + loss value
+    MODE_GRAD = 1      # + backward into dtheta
+    MODE_UPDATE = 2    # + optimizer step
+
+
+cdef struct Op:
+    int kind                  # OP_DENSE or an ActKind
+    Py_ssize_t n_in, n_out    # widths; equal for activations
+    double alpha              # leaky_relu slope
+    Py_ssize_t w_off, b_off   # Dense: offsets of W (n_in, n_out) and b (n_out,) in theta
+    int src, dst              # slots read and written
+    bint need_dx              # Dense: propagate to the input (False for the first Dense)
+
+
+cdef struct Net:
+    Op* ops
+    int n_ops
+    int first_param_op        # backward stops here
+    int n_slots
+    void** act                # per slot: (capacity, width) activations; act[0] is the input
+    void** grad               # per slot: dL/d(act); grad[0] is never written
+    int out_slot
+    Py_ssize_t n_in, n_out
+    void* theta
+    void* dtheta
+    Py_ssize_t n_params
+    int loss_kind
+    int opt_kind
+    double lr, momentum, beta1, beta2, eps, weight_decay
+    bint nesterov
+    Py_ssize_t t              # optimizer steps taken (Adam bias correction)
+    void* state1              # SGD velocity / Adam m
+    void* state2              # Adam v
+
+
+cdef void _forward(Net* net, const floating* X, Py_ssize_t n) noexcept nogil:
+    cdef floating* theta = <floating*>net.theta
+    cdef Op* op
+    cdef int k
+    net.act[0] = <void*>X
+    for k in range(net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE:
+            _dense_forward(<floating*>net.act[op.src], theta + op.w_off, theta + op.b_off,
+                           <floating*>net.act[op.dst], n, op.n_in, op.n_out)
+        elif op.kind != ACT_IDENTITY:
+            _act_forward(op.kind, op.alpha, <floating*>net.act[op.src],
+                         <floating*>net.act[op.dst], n, op.n_out)
+
+
+cdef void _backward(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
+    cdef floating* dtheta = <floating*>net.dtheta
+    cdef Op* op
+    cdef int k
+    for k in range(net.n_ops - 1, net.first_param_op - 1, -1):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE:
+            _dense_backward(<floating*>net.act[op.src], theta + op.w_off,
+                            <floating*>net.grad[op.dst],
+                            <floating*>net.grad[op.src] if op.need_dx else NULL,
+                            dtheta + op.w_off, dtheta + op.b_off, n, op.n_in, op.n_out)
+        elif op.kind != ACT_IDENTITY:
+            _act_backward(op.kind, op.alpha, <floating*>net.act[op.dst],
+                          <floating*>net.grad[op.dst], <floating*>net.grad[op.src], n, op.n_out)
+
+
+cdef void _update(Net* net, floating* theta) noexcept nogil:
+    net.t += 1
+    if net.opt_kind == OPT_SGD:
+        _sgd_update(theta, <floating*>net.dtheta, <floating*>net.state1, net.n_params, net.lr,
+                    net.momentum, net.nesterov, net.weight_decay)
+    elif net.opt_kind == OPT_ADAM:
+        _adam_update(theta, <floating*>net.dtheta, <floating*>net.state1,
+                     <floating*>net.state2, net.n_params, net.lr, net.beta1, net.beta2,
+                     net.eps, net.weight_decay, net.t)
+
+
+cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, Py_ssize_t n, int mode,
+                      double* loss) noexcept nogil:
+    """Forward X:(n, n_in), loss against T, then (by mode) backward and update.
+
+    Returns -1, or the batch row of the first invalid target (nothing is updated then).
+    """
+    cdef floating* out
+    cdef Py_ssize_t bad
+    _forward(net, X, n)
+    out = <floating*>net.act[net.out_slot]
+    bad = _loss(net.loss_kind, out, T, <floating*>net.grad[net.out_slot] if mode else NULL,
+                n, net.n_out, loss)
+    if bad >= 0 or mode == MODE_LOSS:
+        return bad
+    _backward(net, <floating*>net.theta, n)
+    if mode == MODE_UPDATE:
+        _update(net, <floating*>net.theta)
+    return -1
+
+
+cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
+                       const int64_t* perm, Py_ssize_t N, Py_ssize_t batch,
+                       floating* xb, char* tb, double* mean_loss) noexcept nogil:
+    """One pass of mini-batch steps over X:(N, n_in) in the order perm (NULL: as stored).
+
+    Shuffled batches are gathered into xb/tb; t_row is the byte size of one target row.
+    Returns -1, or the dataset row of the first invalid target.
+    """
+    cdef Py_ssize_t start, nb, r, src, bad
+    cdef Py_ssize_t n_in = net.n_in
+    cdef double loss, total = 0
+    start = 0
+    while start < N:
+        nb = batch if N - start > batch else N - start
+        if perm == NULL:
+            bad = _step(net, X + start * n_in, T + start * t_row, nb, MODE_UPDATE, &loss)
+            if bad >= 0:
+                return start + bad
+        else:
+            for r in range(nb):
+                src = perm[start + r]
+                memcpy(xb + r * n_in, X + src * n_in, n_in * sizeof(floating))
+                memcpy(tb + r * t_row, T + src * t_row, t_row)
+            bad = _step(net, xb, tb, nb, MODE_UPDATE, &loss)
+            if bad >= 0:
+                return perm[start + bad]
+        total += loss * nb
+        start += nb
+    mean_loss[0] = total / N
+    return -1
+
+
+cdef Py_ssize_t _evaluate(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
+                          Py_ssize_t N, Py_ssize_t chunk, double* mean_loss) noexcept nogil:
+    """Mean loss over X:(N, n_in) in chunks of at most `chunk` rows, no gradients."""
+    cdef Py_ssize_t nb, bad
+    cdef double loss, total = 0
+    cdef Py_ssize_t start = 0
+    while start < N:
+        nb = chunk if N - start > chunk else N - start
+        bad = _step(net, X + start * net.n_in, T + start * t_row, nb, MODE_LOSS, &loss)
+        if bad >= 0:
+            return start + bad
+        total += loss * nb
+        start += nb
+    mean_loss[0] = total / N
+    return -1
+
+
+cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
+                   floating* out) noexcept nogil:
+    """out := network(X)   X:(N, n_in) out:(N, n_out), in chunks of at most `chunk` rows."""
+    cdef Py_ssize_t nb, start = 0
+    while start < N:
+        nb = chunk if N - start > chunk else N - start
+        _forward(net, X + start * net.n_in, nb)
+        memcpy(out + start * net.n_out, net.act[net.out_slot],
+               nb * net.n_out * sizeof(floating))
+        start += nb
+
+
+cdef class _Buffer:
+    """A Py_buffer held for the length of one call, checked against what the caller needs."""
+    cdef Py_buffer view
+    cdef bint held
+
+    cdef void* acquire(self, obj, str name, str kinds, Py_ssize_t itemsize, Py_ssize_t count,
+                       bint writable) except NULL:
+        cdef int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
+        if writable:
+            flags |= PyBUF_WRITABLE
+        try:
+            PyObject_GetBuffer(obj, &self.view, flags)
+        except (BufferError, TypeError) as e:
+            raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''}"
+                             f" array ({e})") from None
+        self.held = True
+        fmt = (<bytes>self.view.format).decode() if self.view.format != NULL else "B"
+        if self.view.itemsize != itemsize or fmt.lstrip("@=") not in kinds:
+            raise ValueError(f"{name}: expected items of format {kinds!r} and size {itemsize}, "
+                             f"got format {fmt!r} and size {self.view.itemsize}")
+        if self.view.len != count * itemsize:
+            raise ValueError(f"{name}: expected {count} items, got "
+                             f"{self.view.len // itemsize}")
+        return self.view.buf
+
+    cdef release(self):
+        if self.held:
+            PyBuffer_Release(&self.view)
+            self.held = False
+
+    def __dealloc__(self):
+        self.release()
+
+
+cdef class Executor:
+    """Compiled plan of a layer stack over flat parameters theta and gradients dtheta.
+
+    ops: list of ("dense", n_in, n_out, w_off, b_off) or (activation_name, width, alpha).
+    theta, dtheta: 1-D C-contiguous float32 or float64 arrays of one dtype; they are used in
+    place (the caller's views of them see every update).
+    """
+    cdef Net net
+    cdef readonly object dtype
+    cdef readonly Py_ssize_t capacity
+    cdef readonly object theta, dtheta
+    cdef object _state1, _state2
+    cdef list _buffers
+    cdef bint _busy
+    cdef Py_ssize_t _itemsize
+    cdef str _fmt
+    cdef list _widths
+    cdef object _gather_x, _gather_t
+    cdef Py_ssize_t _gather_rows
+
+    def __cinit__(self, list ops, theta, dtheta):
+        self.net.ops = NULL
+        self.net.act = NULL
+        self.net.grad = NULL
+
+    def __init__(self, list ops, theta, dtheta):
+        if not isinstance(theta, np.ndarray) or not isinstance(dtheta, np.ndarray):
+            raise TypeError("theta and dtheta must be numpy arrays")
+        if theta.dtype not in (np.float32, np.float64) or dtheta.dtype != theta.dtype:
+            raise TypeError(f"theta and dtheta must share a float32/float64 dtype, got "
+                            f"{theta.dtype} and {dtheta.dtype}")
+        if (theta.ndim != 1 or theta.shape != dtheta.shape or not theta.flags.c_contiguous
+                or not dtheta.flags.c_contiguous or not theta.flags.writeable
+                or not dtheta.flags.writeable):
+            raise ValueError("theta and dtheta must be writable 1-D C-contiguous arrays of "
+                             "one shape")
+        if not ops:
+            raise ValueError("ops must not be empty")
+        self.dtype = theta.dtype
+        self._itemsize = theta.dtype.itemsize
+        self._fmt = "f" if theta.dtype == np.float32 else "d"
+        self.theta, self.dtheta = theta, dtheta
+        self.net.n_params = theta.shape[0]
+        self.net.n_ops = len(ops)
+        self.net.ops = <Op*>calloc(len(ops), sizeof(Op))
+        if self.net.ops == NULL:
+            raise MemoryError()
+        self._plan(ops)
+        self.net.act = <void**>calloc(self.net.n_slots, sizeof(void*))
+        self.net.grad = <void**>calloc(self.net.n_slots, sizeof(void*))
+        if self.net.act == NULL or self.net.grad == NULL:
+            raise MemoryError()
+        self.net.theta = <void*><size_t>theta.ctypes.data
+        self.net.dtheta = <void*><size_t>dtheta.ctypes.data
+        self.net.loss_kind = -1
+        self.net.opt_kind = OPT_NONE
+        self.capacity = 0
+        self._buffers = []
+
+    def __dealloc__(self):
+        free(self.net.ops)
+        free(self.net.act)
+        free(self.net.grad)
+
+    cdef _plan(self, list ops):
+        """Fill net.ops and assign slots (see the module docstring)."""
+        cdef Op* op
+        cdef int k, slot = 0, n_slots = 1
+        cdef Py_ssize_t width = -1
+        cdef bint slot_from_dense = False
+        cdef bint seen_param = False
+        widths = [0]
+        self.net.first_param_op = -1
+        for k, spec in enumerate(ops):
+            op = &self.net.ops[k]
+            op.src = slot
+            if spec[0] == "dense":
+                _, op.n_in, op.n_out, op.w_off, op.b_off = spec
+                if op.n_in < 1 or op.n_out < 1:
+                    raise ValueError(f"op {k}: dense widths must be >= 1")
+                if (op.w_off < 0 or op.b_off < 0 or op.w_off + op.n_in * op.n_out
+                        > self.net.n_params or op.b_off + op.n_out > self.net.n_params):
+                    raise ValueError(f"op {k}: dense parameters fall outside theta")
+                if width >= 0 and op.n_in != width:
+                    raise ValueError(f"op {k}: dense expects {op.n_in} inputs, gets {width}")
+                if width < 0:
+                    self.net.n_in = op.n_in
+                op.kind = OP_DENSE
+                op.need_dx = seen_param
+                if not seen_param:
+                    self.net.first_param_op = k
+                seen_param = True
+                slot, slot_from_dense = n_slots, True
+                n_slots += 1
+                widths.append(op.n_out)
+                width = op.n_out
+            else:
+                name, op.n_out, op.alpha = spec
+                if name not in ACTIVATIONS:
+                    raise ValueError(f"op {k}: unknown activation {name!r}")
+                op.kind = ACTIVATIONS[name]
+                op.n_in = op.n_out
+                if op.n_out < 1 or (width >= 0 and op.n_out != width):
+                    raise ValueError(f"op {k}: activation width {op.n_out} does not match "
+                                     f"its input width {width}")
+                if width < 0:
+                    self.net.n_in = width = op.n_out
+                if op.kind != ACT_IDENTITY and not (slot != 0 and slot_from_dense):
+                    # its input is the caller's X or another activation's output, which
+                    # that activation's backward still needs: write a new slot
+                    slot, slot_from_dense = n_slots, False
+                    n_slots += 1
+                    widths.append(op.n_out)
+                elif op.kind != ACT_IDENTITY:
+                    slot_from_dense = False
+            op.dst = slot
+        if not seen_param:
+            raise ValueError("ops must hold at least one dense op")
+        self.net.n_slots = n_slots
+        self.net.out_slot = slot
+        self.net.n_out = width
+        self._widths = widths
+
+    @property
+    def n_in(self):
+        return self.net.n_in
+
+    @property
+    def n_out(self):
+        return self.net.n_out
+
+    @property
+    def n_slots(self):
+        return self.net.n_slots
+
+    def reserve(self, Py_ssize_t capacity):
+        """Make room for batches of up to `capacity` rows (buffers only ever grow)."""
+        if capacity <= self.capacity:
+            return
+        self._check_idle()
+        buffers = []
+        for s in range(1, self.net.n_slots):
+            a = np.zeros(capacity * self._widths[s], dtype=self.dtype)
+            g = np.zeros(capacity * self._widths[s], dtype=self.dtype)
+            self.net.act[s] = <void*><size_t>a.ctypes.data
+            self.net.grad[s] = <void*><size_t>g.ctypes.data
+            buffers += [a, g]
+        self._buffers = buffers
+        self.capacity = capacity
+
+    def set_loss(self, str name):
+        """Choose the loss: one of LOSSES."""
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+        self._check_idle()
+        self.net.loss_kind = LOSSES[name]
+
+    def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False,
+                double weight_decay=0.0):
+        """Use SGD; a fresh zero velocity when momentum != 0."""
+        self._check_idle()
+        self._state1 = np.zeros_like(self.theta) if momentum != 0 else None
+        self._state2 = None
+        self.net.state1 = (<void*><size_t>self._state1.ctypes.data
+                           if self._state1 is not None else NULL)
+        self.net.state2 = NULL
+        self.net.opt_kind = OPT_SGD
+        self.net.lr, self.net.momentum, self.net.nesterov = lr, momentum, nesterov
+        self.net.weight_decay = weight_decay
+        self.net.t = 0
+
+    def set_adam(self, double lr, double beta1, double beta2, double eps,
+                 double weight_decay=0.0):
+        """Use Adam with fresh zero moments."""
+        self._check_idle()
+        self._state1 = np.zeros_like(self.theta)
+        self._state2 = np.zeros_like(self.theta)
+        self.net.state1 = <void*><size_t>self._state1.ctypes.data
+        self.net.state2 = <void*><size_t>self._state2.ctypes.data
+        self.net.opt_kind = OPT_ADAM
+        self.net.lr, self.net.beta1, self.net.beta2 = lr, beta1, beta2
+        self.net.eps, self.net.weight_decay = eps, weight_decay
+        self.net.t = 0
+
+    @property
+    def lr(self):
+        return self.net.lr
+
+    @lr.setter
+    def lr(self, double value):
+        self.net.lr = value
+
+    @property
+    def step_count(self):
+        """Optimizer steps taken since the optimizer was set."""
+        return self.net.t
+
+    @property
+    def optimizer_state(self):
+        """The optimizer's buffers (views, updated in place): velocity, or Adam's m and v."""
+        if self.net.opt_kind == OPT_ADAM:
+            return {"m": self._state1, "v": self._state2}
+        if self._state1 is not None:
+            return {"velocity": self._state1}
+        return {}
+
+    cdef int _check_idle(self) except -1:
+        if self._busy:
+            raise RuntimeError("this model is in use by another thread; a model runs one "
+                               "call at a time (give each thread its own model)")
+        return 0
+
+    cdef int _check_ready(self, int mode, Py_ssize_t n) except -1:
+        self._check_idle()
+        if self.net.loss_kind < 0 and mode != -1:
+            raise RuntimeError("no loss set: call model.compile(loss=..., optimizer=...) first")
+        if mode == MODE_UPDATE and self.net.opt_kind == OPT_NONE:
+            raise RuntimeError("no optimizer set: call model.compile(loss=..., "
+                               "optimizer=...) first")
+        if n < 1:
+            raise ValueError(f"X must hold at least one row, got {n}")
+        _ensure_blas()
+        return 0
+
+    cdef tuple _target_spec(self):
+        """(format kinds, itemsize, items per row) of the targets for this loss."""
+        if self.net.loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
+            return ("lq", 8, 1)
+        return (self._fmt, self._itemsize, self.net.n_out)
+
+    def step(self, X, T, int mode=MODE_UPDATE):
+        """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
+
+        mode 0: loss only; 1: also gradients into dtheta; 2: also an optimizer step.
+        T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the dtype.
+        Returns the mean loss.
+        """
+        cdef Py_ssize_t n = len(X)
+        self._check_ready(mode, n)
+        if not 0 <= mode <= 2:
+            raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+        if n > self.capacity:
+            self.reserve(n)
+        kinds, tsize, per_row = self._target_spec()
+        cdef _Buffer bx = _Buffer(), bt = _Buffer()
+        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
+        cdef void* t = bt.acquire(T, "T", kinds, tsize, n * per_row, False)
+        cdef double loss = 0
+        cdef Py_ssize_t bad
+        self._busy = True
+        try:
+            with nogil:
+                if self._itemsize == 4:
+                    bad = _step(&self.net, <float*>x, t, n, mode, &loss)
+                else:
+                    bad = _step(&self.net, <double*>x, t, n, mode, &loss)
+        finally:
+            self._busy = False
+            bx.release()
+            bt.release()
+        if bad >= 0:
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+        return loss
+
+    def run_epoch(self, X, T, perm, Py_ssize_t batch_size):
+        """Mini-batch updates over all of X:(N, n_in), T in the order perm:(N,) int64 (or
+        None: as stored). Returns the mean of the batch losses weighted by batch size."""
+        cdef Py_ssize_t N = len(X)
+        self._check_ready(MODE_UPDATE, N)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = min(batch_size, N)
+        kinds, tsize, per_row = self._target_spec()
+        self.reserve(batch_size)
+        if self._gather_rows < batch_size:
+            self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
+            self._gather_t = np.empty(batch_size * per_row * tsize, dtype=np.uint8)
+            self._gather_rows = batch_size
+        cdef _Buffer bx = _Buffer(), bt = _Buffer(), bp = _Buffer()
+        cdef _Buffer bgx = _Buffer(), bgt = _Buffer()
+        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
+        cdef void* t = bt.acquire(T, "T", kinds, tsize, N * per_row, False)
+        cdef void* p = NULL
+        cdef void* gx = bgx.acquire(self._gather_x, "gather", self._fmt, self._itemsize,
+                                    len(self._gather_x), True)
+        cdef void* gt = bgt.acquire(self._gather_t, "gather", "B", 1, len(self._gather_t), True)
+        cdef Py_ssize_t bad, t_row = tsize * per_row
+        cdef double loss = 0
+        if perm is not None:
+            p = bp.acquire(perm, "perm", "lq", 8, N, False)
+            if not _in_range(<int64_t*>p, N):
+                bp.release()
+                raise ValueError(f"perm must hold row indices in [0, {N})")
+        self._busy = True
+        try:
+            with nogil:
+                if self._itemsize == 4:
+                    bad = _epoch(&self.net, <float*>x, <char*>t, t_row, <int64_t*>p, N,
+                                 batch_size, <float*>gx, <char*>gt, &loss)
+                else:
+                    bad = _epoch(&self.net, <double*>x, <char*>t, t_row, <int64_t*>p, N,
+                                 batch_size, <double*>gx, <char*>gt, &loss)
+        finally:
+            self._busy = False
+            for b in (bx, bt, bp, bgx, bgt):
+                (<_Buffer>b).release()
+        if bad >= 0:
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+        return loss
+
+    def evaluate(self, X, T, Py_ssize_t chunk=1024):
+        """Mean loss over X:(N, n_in) against T, without gradients."""
+        cdef Py_ssize_t N = len(X)
+        self._check_ready(MODE_LOSS, N)
+        chunk = max(1, min(chunk, N))
+        self.reserve(chunk)
+        chunk = self.capacity
+        kinds, tsize, per_row = self._target_spec()
+        cdef _Buffer bx = _Buffer(), bt = _Buffer()
+        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
+        cdef void* t = bt.acquire(T, "T", kinds, tsize, N * per_row, False)
+        cdef Py_ssize_t bad, t_row = tsize * per_row
+        cdef double loss = 0
+        self._busy = True
+        try:
+            with nogil:
+                if self._itemsize == 4:
+                    bad = _evaluate(&self.net, <float*>x, <char*>t, t_row, N, chunk, &loss)
+                else:
+                    bad = _evaluate(&self.net, <double*>x, <char*>t, t_row, N, chunk, &loss)
+        finally:
+            self._busy = False
+            bx.release()
+            bt.release()
+        if bad >= 0:
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+        return loss
+
+    def predict(self, X, out, Py_ssize_t chunk=1024):
+        """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
+        cdef Py_ssize_t N = len(X)
+        self._check_ready(-1, N)
+        chunk = max(1, min(chunk, N))
+        self.reserve(chunk)
+        chunk = self.capacity
+        cdef _Buffer bx = _Buffer(), bo = _Buffer()
+        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
+        cdef void* o = bo.acquire(out, "out", self._fmt, self._itemsize, N * self.net.n_out,
+                                  True)
+        self._busy = True
+        try:
+            with nogil:
+                if self._itemsize == 4:
+                    _predict(&self.net, <float*>x, N, chunk, <float*>o)
+                else:
+                    _predict(&self.net, <double*>x, N, chunk, <double*>o)
+        finally:
+            self._busy = False
+            bx.release()
+            bo.release()
+
+
+cdef bint _in_range(const int64_t* p, Py_ssize_t n) noexcept nogil:
+    """Every index in [0, n): all the kernels need to stay in bounds."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] < 0 or p[i] >= n:
+            return False
+    return True
+
+
+cdef object _invalid_target(int loss_kind, Py_ssize_t row, Py_ssize_t n_out):
+    if loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
+        return ValueError(f"y[{row}] is not a class index in [0, {n_out})")
+    return ValueError(f"y row {row} holds a target outside [0, 1] (binary cross-entropy)")

@@ -1,0 +1,89 @@
+"""In-place optimizer updates over flat parameter arrays (torch.optim semantics)."""
+from cython cimport floating
+from libc.math cimport pow, sqrt
+
+
+cdef void _sgd_update(floating* w, const floating* g, floating* v, Py_ssize_t size,
+                      double lr, double momentum, bint nesterov,
+                      double weight_decay) noexcept nogil:
+    """SGD step, in place on w (and v), as torch.optim.SGD with dampening=0:
+
+    d = g + wd*w;  v := mu*v + d;  w -= lr * (d + mu*v if nesterov else v)
+    With momentum == 0, v is not touched and may be NULL: w -= lr * d.
+    """
+    cdef Py_ssize_t i
+    cdef floating d, vi
+    cdef floating lr_ = <floating>lr, mu = <floating>momentum, wd = <floating>weight_decay
+    if momentum == 0:
+        for i in range(size):
+            w[i] -= lr_ * (g[i] + wd * w[i])
+        return
+    for i in range(size):
+        d = g[i] + wd * w[i]
+        vi = mu * v[i] + d
+        v[i] = vi
+        w[i] -= lr_ * (d + mu * vi if nesterov else vi)
+
+
+cdef void _adam_update(floating* w, const floating* g, floating* m, floating* v,
+                       Py_ssize_t size, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, Py_ssize_t t) noexcept nogil:
+    """Adam step t (t >= 1), in place on w, m, v, as torch.optim.Adam (L2 weight decay):
+
+    d = g + wd*w;  m := b1 m + (1-b1) d;  v := b2 v + (1-b2) d^2
+    w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+    cdef Py_ssize_t i
+    cdef floating d, mi, vi
+    cdef floating b1 = <floating>beta1, b2 = <floating>beta2, wd = <floating>weight_decay
+    cdef floating step = <floating>(lr / (1 - pow(beta1, <double>t)))
+    cdef floating inv_sqrt_bc2 = <floating>(1 / sqrt(1 - pow(beta2, <double>t)))
+    cdef floating eps_ = <floating>eps
+    for i in range(size):
+        d = g[i] + wd * w[i]
+        mi = b1 * m[i] + (1 - b1) * d
+        vi = b2 * v[i] + (1 - b2) * d * d
+        m[i] = mi
+        v[i] = vi
+        w[i] -= step * mi / (sqrt(vi) * inv_sqrt_bc2 + eps_)
+
+
+cdef _check_same(str who, Py_ssize_t size, arrays):
+    for name, a in arrays:
+        if a is not None and a.shape[0] != size:
+            raise ValueError(f"{who}: {name} must have shape ({size},) like param, "
+                             f"got ({a.shape[0]},)")
+
+
+def sgd_update(floating[::1] param not None, const floating[::1] grad not None,
+               floating[::1] velocity=None, *, double lr, double momentum=0.0,
+               bint nesterov=False, double weight_decay=0.0):
+    """In place: param -= lr * step (see _sgd_update).   param, grad, velocity:(size,)
+
+    velocity is required when momentum != 0 and is updated in place.
+    """
+    cdef Py_ssize_t size = param.shape[0]
+    _check_same("sgd_update", size, (("grad", grad), ("velocity", velocity)))
+    if momentum != 0 and velocity is None:
+        raise ValueError("sgd_update: momentum != 0 needs a velocity buffer")
+    if size == 0:
+        return
+    cdef floating* v = NULL if velocity is None else &velocity[0]
+    with nogil:
+        _sgd_update(&param[0], &grad[0], v, size, lr, momentum, nesterov, weight_decay)
+
+
+def adam_update(floating[::1] param not None, const floating[::1] grad not None,
+                floating[::1] m not None, floating[::1] v not None, *, Py_ssize_t t,
+                double lr=1e-3, double beta1=0.9, double beta2=0.999, double eps=1e-8,
+                double weight_decay=0.0):
+    """In place: Adam step number t (1-based) on param, m, v.   param, grad, m, v:(size,)"""
+    cdef Py_ssize_t size = param.shape[0]
+    _check_same("adam_update", size, (("grad", grad), ("m", m), ("v", v)))
+    if t < 1:
+        raise ValueError(f"adam_update: t must be >= 1, got {t}")
+    if size == 0:
+        return
+    with nogil:
+        _adam_update(&param[0], &grad[0], &m[0], &v[0], size, lr, beta1, beta2, eps,
+                     weight_decay, t)

@@ -1,0 +1,38 @@
+"""backprop: train multilayer perceptrons by backpropagation on a compiled core.
+
+    import backprop as bp
+    model = bp.Sequential([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 1)], seed=0)
+    model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
+    history = model.fit(X, y, epochs=10, batch_size=32)
+"""
+
+from .gradcheck import gradcheck
+from .layers import Activation, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .model import Sequential
+from .optimizers import SGD, Adam, Optimizer
+from .training import History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MSE",
+    "SGD",
+    "Activation",
+    "Adam",
+    "BinaryCrossEntropy",
+    "Dense",
+    "History",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "Loss",
+    "Optimizer",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "gradcheck",
+]

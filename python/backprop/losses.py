@@ -1,0 +1,105 @@
+"""Losses: mean loss and its gradient with respect to the network output, from the core.
+
+The gradient carries the 1/n factor of the mean exactly once. SoftmaxCrossEntropy and
+BinaryCrossEntropy take the network's raw outputs (logits): the model ends with a Dense layer
+and the loss applies softmax / sigmoid itself, stably and fused with its gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import backprop_core as core
+
+from ._validation import as_targets, check_finite, resolve_dtype
+
+Array = NDArray[Any]
+
+
+class Loss:
+    """Base class: `name` is the core's loss name."""
+
+    name = ""
+    #: the output activation this loss applies itself (a final layer of this kind is refused)
+    fused_activation = ""
+
+    def value_and_grad(self, y_pred: Any, y_true: Any) -> tuple[float, Array]:
+        """(mean loss, dL/dy_pred) for y_pred:(n, m) float32/float64 and targets y_true."""
+        Y = self._outputs(y_pred)
+        T = as_targets(y_true, self.name, Y.shape[0], Y.shape[1], Y.dtype, type(self).__name__)
+        G = np.empty_like(Y)
+        return self._kernel(Y, T, G), G
+
+    def __call__(self, y_pred: Any, y_true: Any) -> float:
+        """The mean loss."""
+        Y = self._outputs(y_pred)
+        T = as_targets(y_true, self.name, Y.shape[0], Y.shape[1], Y.dtype, type(self).__name__)
+        return self._kernel(Y, T, None)
+
+    def link(self, outputs: Array) -> Array:
+        """Network outputs -> predictions in target space (probabilities for the CE losses)."""
+        raise TypeError(f"{type(self).__name__} has no probability link; use model.predict")
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        raise NotImplementedError
+
+    def _outputs(self, y_pred: Any) -> Array:
+        Y = np.asarray(y_pred)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if Y.ndim != 2 or Y.shape[0] == 0:
+            raise ValueError(
+                f"{type(self).__name__}: y_pred must be a non-empty (n_samples, n_outputs) "
+                f"array, got shape {Y.shape}"
+            )
+        dtype = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
+        Y = np.ascontiguousarray(Y, dtype=resolve_dtype(dtype))
+        check_finite(Y, "y_pred")
+        return Y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MSE(Loss):
+    """Mean squared error over all elements: mean((y_pred - y)**2), as torch.nn.MSELoss()."""
+
+    name = "mse"
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.mse_loss(Y, T, G))
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of softmax(logits) against integer class labels, mean over the batch,
+    as torch.nn.CrossEntropyLoss(). y: (n_samples,) labels in [0, n_classes)."""
+
+    name = "softmax_cross_entropy"
+    fused_activation = "softmax"
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.softmax_cross_entropy_loss(Y, T, G))
+
+    def link(self, outputs: Array) -> Array:
+        P = np.empty_like(outputs)
+        core.activation_forward("softmax", outputs, P)
+        return P
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy from logits, mean over all elements, as
+    torch.nn.BCEWithLogitsLoss(). y: targets in [0, 1], (n_samples,) or (n_samples, n_out)."""
+
+    name = "binary_cross_entropy"
+    fused_activation = "sigmoid"
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.binary_cross_entropy_loss(Y, T, G))
+
+    def link(self, outputs: Array) -> Array:
+        P = np.empty_like(outputs)
+        core.activation_forward("sigmoid", outputs, P)
+        return P

@@ -1,0 +1,115 @@
+"""Optimizers: hyper-parameters checked here, updates done in place by the core.
+
+Semantics follow torch.optim (weight decay is L2 added to the gradient of every parameter,
+weights and biases alike). An optimizer serves one model; compile() attaches it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import NDArray
+
+from backprop_core import Executor
+
+from ._validation import check_positive, check_range
+
+
+class Optimizer:
+    """Base class."""
+
+    def __init__(self, lr: float) -> None:
+        self._lr = check_positive(lr, f"{type(self).__name__}: lr")
+        self._executor: Executor | None = None
+
+    @property
+    def lr(self) -> float:
+        """Learning rate; may be changed between steps (it takes effect at the next one)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check_positive(value, f"{type(self).__name__}: lr")
+        if self._executor is not None:
+            self._executor.lr = self._lr
+
+    @property
+    def steps(self) -> int:
+        """Update steps taken since compile()."""
+        return 0 if self._executor is None else int(self._executor.step_count)
+
+    @property
+    def state(self) -> dict[str, NDArray[Any]]:
+        """Optimizer buffers over the model's flat parameters (views, updated in place)."""
+        return {} if self._executor is None else dict(self._executor.optimizer_state)
+
+    def _attach(self, executor: Executor) -> None:
+        if self._executor is not None and self._executor is not executor:
+            raise ValueError(
+                f"{self!r} is already attached to another model; create one optimizer per model"
+            )
+        self._executor = executor
+        self._configure(executor)
+
+    def _configure(self, executor: Executor) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as torch.optim.SGD (dampening 0):
+
+    d = g + weight_decay*w;  v = momentum*v + d;  w -= lr * (d + momentum*v if nesterov else v)
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr)
+        self.momentum = check_range(momentum, "SGD: momentum", 0.0, 1.0)
+        if nesterov and self.momentum == 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = check_range(weight_decay, "SGD: weight_decay", 0.0, float("inf"))
+
+    def _configure(self, executor: Executor) -> None:
+        executor.set_sgd(self._lr, self.momentum, self.nesterov, self.weight_decay)
+
+    def __repr__(self) -> str:
+        return (
+            f"SGD(lr={self._lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+            f"weight_decay={self.weight_decay})"
+        )
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, as torch.optim.Adam (L2 weight decay, not AdamW)."""
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (
+            check_range(betas[0], "Adam: betas[0]", 0.0, 1.0),
+            check_range(betas[1], "Adam: betas[1]", 0.0, 1.0),
+        )
+        self.eps = check_positive(eps, "Adam: eps")
+        self.weight_decay = check_range(weight_decay, "Adam: weight_decay", 0.0, float("inf"))
+
+    def _configure(self, executor: Executor) -> None:
+        executor.set_adam(self._lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)
+
+    def __repr__(self) -> str:
+        return (
+            f"Adam(lr={self._lr}, betas={self.betas}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )

@@ -1,0 +1,55 @@
+"""Build script: only the Cython extensions. Metadata and tool config live in pyproject.toml.
+
+Environment toggles:
+  BACKPROP_CYTHON_DEBUG=1   bounds checks and debug asserts in the kernels
+  BACKPROP_CYTHON_TRACE=1   line tracing, for coverage of the .pyx files
+  BACKPROP_NATIVE=1         -march=native (local builds only; wheels stay portable)
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+try:
+    from Cython.Build import cythonize
+except ImportError:  # pragma: no cover - only hit outside PEP 517 builds
+    sys.exit("backprop-core needs Cython>=3.0 to build: pip install 'Cython>=3.0'")
+
+MODULES = ["_blas", "_checks", "_dense", "_activations", "_losses", "_optim", "_executor"]
+
+DEBUG = os.environ.get("BACKPROP_CYTHON_DEBUG") == "1"
+TRACE = os.environ.get("BACKPROP_CYTHON_TRACE") == "1"
+NATIVE = os.environ.get("BACKPROP_NATIVE") == "1"
+
+compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
+if NATIVE:
+    compile_args.append("-march=native")
+macros = [("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
+
+extensions = [
+    Extension(
+        f"backprop_core.{name}",
+        [f"backprop_core/{name}.pyx"],
+        extra_compile_args=compile_args,
+        define_macros=macros,
+    )
+    for name in MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": DEBUG,
+            "wraparound": False,
+            "initializedcheck": DEBUG,
+            "nonecheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+            "binding": True,
+            "linetrace": TRACE,
+        },
+    ),
+)
