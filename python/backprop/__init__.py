@@ -1,9 +1,9 @@
 """backprop: train multilayer perceptrons by backpropagation on a compiled core.
 
-    import backprop as bp
-    model = bp.Sequential([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 1)], seed=0)
-    model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
-    history = model.fit(X, y, epochs=10, batch_size=32)
+import backprop as bp
+model = bp.Sequential([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 1)], seed=0)
+model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
+history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
 from .gradcheck import gradcheck

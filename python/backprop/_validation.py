@@ -47,9 +47,7 @@ def check_finite(a: NDArray[Any], name: str) -> None:
 
 def as_features(X: Any, dtype: np.dtype[Any], n_features: int, where: str) -> NDArray[Any]:
     """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite and non-empty."""
-    if not (
-        type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous
-    ):
+    if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous):
         X = _as_array(X, "X")
         if X.ndim != 2:
             hint = "; use X.reshape(1, -1) for a single sample" if X.ndim == 1 else ""
@@ -65,7 +63,7 @@ def as_features(X: Any, dtype: np.dtype[Any], n_features: int, where: str) -> ND
     if X.shape[0] == 0:
         raise ValueError(f"{where}: X is empty (0 samples)")
     check_finite(X, "X")
-    return X
+    return X  # type: ignore[no-any-return]
 
 
 def as_targets(
@@ -113,7 +111,7 @@ def as_targets(
                 f"{where}: binary cross-entropy targets must lie in [0, 1]; y row {bad[0]} "
                 f"is {y[bad[0]]!r}"
             )
-    return y
+    return y  # type: ignore[no-any-return]
 
 
 def _check_rows(y: NDArray[Any], n_samples: int, where: str) -> None:

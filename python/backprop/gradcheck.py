@@ -9,8 +9,9 @@ import numpy as np
 from .model import Sequential
 
 
-def gradcheck(model: Sequential, X: Any, y: Any, *, eps: float = 1e-6,
-              floor: float = 1e-6) -> float:
+def gradcheck(
+    model: Sequential, X: Any, y: Any, *, eps: float = 1e-6, floor: float = 1e-6
+) -> float:
     """Largest relative error between backprop and central-difference gradients.
 
     Works on a float64 copy of the model (same weights), so a float32 model is checked in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +46,7 @@ class Sequential:
         dense = [(i, layer) for i, layer in enumerate(layers) if isinstance(layer, Dense)]
         if not dense:
             raise ValueError("Sequential: needs at least one Dense layer")
-        for (i, prev), (j, cur) in zip(dense, dense[1:]):
+        for (i, prev), (j, cur) in itertools.pairwise(dense):
             if cur.in_features != prev.out_features:
                 raise ValueError(
                     f"Sequential: layers[{j}] {cur!r} expects {cur.in_features} inputs, but "
@@ -79,11 +80,14 @@ class Sequential:
         if not isinstance(loss, Loss):
             raise TypeError(f"compile: loss must be a Loss (MSE(), ...), got {loss!r}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
-            raise TypeError(f"compile: optimizer must be an Optimizer (SGD(...), ...), got "
-                            f"{optimizer!r}")
+            raise TypeError(
+                f"compile: optimizer must be an Optimizer (SGD(...), ...), got {optimizer!r}"
+            )
         last = self.layers[-1]
-        if loss.fused_activation and isinstance(last, Activation) and (
-            last.name == loss.fused_activation
+        if (
+            loss.fused_activation
+            and isinstance(last, Activation)
+            and (last.name == loss.fused_activation)
         ):
             raise ValueError(
                 f"compile: {loss!r} takes logits and applies {last.name} itself; remove the "
@@ -119,8 +123,9 @@ class Sequential:
         """[(dW, db), ...] per Dense layer for the batch (X, y), without updating anything."""
         X, y = self._batch(X, y, "gradients", check_range=False)
         self._executor.step(X, y, 1)
-        return [(layer.dW.copy(), layer.db.copy()) for layer in self.layers
-                if isinstance(layer, Dense)]
+        return [
+            (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
+        ]
 
     def evaluate(self, X: Any, y: Any) -> float:
         """Mean loss over (X, y), without gradients."""
@@ -147,8 +152,9 @@ class Sequential:
                 f"{where}: the model has no loss; call model.compile(loss=..., optimizer=...)"
             )
         X = as_features(X, self.dtype, self.n_features_in, where)
-        y = as_targets(y, self.loss.name, X.shape[0], self.n_outputs, self.dtype, where,
-                       check_range)
+        y = as_targets(
+            y, self.loss.name, X.shape[0], self.n_outputs, self.dtype, where, check_range
+        )
         return X, y
 
     # -- many batches ----------------------------------------------------------------------
@@ -174,8 +180,9 @@ class Sequential:
         verbose=1 prints one line per epoch; verbose=0 prints nothing.
         """
         if self.optimizer is None:
-            raise RuntimeError("fit: the model has no optimizer; call "
-                               "model.compile(loss=..., optimizer=...)")
+            raise RuntimeError(
+                "fit: the model has no optimizer; call model.compile(loss=..., optimizer=...)"
+            )
         epochs = check_int(epochs, "fit: epochs", 0)
         batch_size = check_int(batch_size, "fit: batch_size", 1)
         verbose = check_int(verbose, "fit: verbose", 0)
