@@ -35,8 +35,8 @@ cdef void _dense_backward(const floating* X, const floating* W, const floating* 
               dX, n_in)
 
 
-cdef str _shape(Py_ssize_t rows, Py_ssize_t cols):
-    return f"({rows}, {cols})"
+cdef str _shape(Py_ssize_t* shape, int ndim):
+    return "(" + ", ".join([str(shape[i]) for i in range(ndim)]) + ("," if ndim == 1 else "") + ")"
 
 
 def dense_forward(const floating[:, ::1] X not None, const floating[:, ::1] W not None,
@@ -45,9 +45,9 @@ def dense_forward(const floating[:, ::1] X not None, const floating[:, ::1] W no
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     if W.shape[0] != n_in or b.shape[0] != n_out or Y.shape[0] != n or Y.shape[1] != n_out:
         raise ValueError(
-            f"dense_forward: incompatible shapes X{_shape(X.shape[0], X.shape[1])} W{_shape(W.shape[0], W.shape[1])} "
-            f"b({b.shape[0]},) Y{_shape(Y.shape[0], Y.shape[1])}; expected X:(n, n_in) W:(n_in, n_out) "
-            f"b:(n_out,) Y:(n, n_out)")
+            f"dense_forward: incompatible shapes X{_shape(X.shape, 2)} "
+            f"W{_shape(W.shape, 2)} b{_shape(b.shape, 1)} Y{_shape(Y.shape, 2)}; "
+            f"expected X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out)")
     if n == 0 or n_out == 0:
         return
     _ensure_blas()
@@ -67,9 +67,9 @@ def dense_backward(const floating[:, ::1] X not None, const floating[:, ::1] W n
             or dW.shape[0] != n_in or dW.shape[1] != n_out or db.shape[0] != n_out
             or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))):
         raise ValueError(
-            f"dense_backward: incompatible shapes X{_shape(X.shape[0], X.shape[1])} W{_shape(W.shape[0], W.shape[1])} "
-            f"dY{_shape(dY.shape[0], dY.shape[1])} dW{_shape(dW.shape[0], dW.shape[1])} db({db.shape[0]},)"
-            + ("" if dX is None else f" dX{_shape(dX.shape[0], dX.shape[1])}"))
+            f"dense_backward: incompatible shapes X{_shape(X.shape, 2)} "
+            f"W{_shape(W.shape, 2)} dY{_shape(dY.shape, 2)} dW{_shape(dW.shape, 2)} "
+            f"db{_shape(db.shape, 1)}" + ("" if dX is None else f" dX{_shape(dX.shape, 2)}"))
     if n_in == 0 or n_out == 0:
         return
     _ensure_blas()

@@ -206,7 +206,7 @@ cdef class _Buffer:
             flags |= PyBUF_WRITABLE
         try:
             PyObject_GetBuffer(obj, &self.view, flags)
-        except (BufferError, TypeError) as e:
+        except (BufferError, TypeError, ValueError) as e:
             raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''}"
                              f" array ({e})") from None
         self.held = True
@@ -489,7 +489,7 @@ cdef class Executor:
             bx.release()
             bt.release()
         if bad >= 0:
-            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
 
     def run_epoch(self, X, T, perm, Py_ssize_t batch_size):
@@ -535,7 +535,7 @@ cdef class Executor:
             for b in (bx, bt, bp, bgx, bgt):
                 (<_Buffer>b).release()
         if bad >= 0:
-            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
 
     def evaluate(self, X, T, Py_ssize_t chunk=1024):
@@ -563,7 +563,7 @@ cdef class Executor:
             bx.release()
             bt.release()
         if bad >= 0:
-            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out)
+            raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
 
     def predict(self, X, out, Py_ssize_t chunk=1024):
@@ -599,7 +599,9 @@ cdef bint _in_range(const int64_t* p, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef object _invalid_target(int loss_kind, Py_ssize_t row, Py_ssize_t n_out):
+cdef object _invalid_target(int loss_kind, Py_ssize_t row, Py_ssize_t n_out, T):
+    """The error for the first invalid target, found by a loss kernel at dataset row `row`."""
     if loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
-        return ValueError(f"y[{row}] is not a class index in [0, {n_out})")
-    return ValueError(f"y row {row} holds a target outside [0, 1] (binary cross-entropy)")
+        return ValueError(f"y[{row}] = {T[row]} is not a class index in [0, {n_out})")
+    return ValueError(f"y row {row} holds a target outside [0, 1] (binary cross-entropy): "
+                      f"{T[row]!r}")

@@ -55,7 +55,8 @@ def as_features(X: Any, dtype: np.dtype[Any], n_features: int, where: str) -> ND
                 f"{where}: X must be 2-D (n_samples, n_features), got ndim={X.ndim} "
                 f"with shape {X.shape}{hint}"
             )
-        X = np.ascontiguousarray(X, dtype=dtype)
+        with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+            X = np.ascontiguousarray(X, dtype=dtype)
     if X.shape[1] != n_features:
         raise ValueError(
             f"{where}: X has {X.shape[1]} features, but the first layer expects {n_features}"
@@ -101,7 +102,8 @@ def as_targets(
                 + (" or (n_samples,)" if n_outputs == 1 else "")
                 + f" to match the model's {n_outputs} outputs, got {y.shape}"
             )
-        y = np.ascontiguousarray(y, dtype=dtype)
+        with np.errstate(over="ignore"):
+            y = np.ascontiguousarray(y, dtype=dtype)
     _check_rows(y, n_samples, where)
     check_finite(y, "y")
     if check_range and loss_name == "binary_cross_entropy":
@@ -136,7 +138,7 @@ def _as_labels(
                 bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
                 raise TypeError(
                     f"{where}: softmax cross-entropy takes integer class labels; y[{bad}] "
-                    f"is {y[bad]!r}"
+                    f"is {y[bad].item()!r}"
                 )
         y = np.ascontiguousarray(y, dtype=np.int64)
     _check_rows(y, n_samples, where)
