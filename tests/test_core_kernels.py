@@ -81,7 +81,7 @@ def test_dense_rejects_mismatched_shapes():
 def test_dense_rejects_mixed_dtypes_and_strided_arrays():
     X = np.zeros((2, 3), np.float32)
     # a second line of defence: the Python package never lets this reach the kernels
-    with pytest.raises((TypeError, ValueError), match="dtype|signature"):
+    with pytest.raises((TypeError, ValueError), match=r"dtype|signature"):
         core.dense_forward(X, np.zeros((3, 2)), np.zeros(2), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="contiguous"):
         core.dense_forward(np.zeros((3, 2)).T, np.zeros((3, 2)), np.zeros(2), np.zeros((2, 2)))
