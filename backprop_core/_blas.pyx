@@ -17,10 +17,10 @@ ctypedef void (*dgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, double*,
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
 
-# Below this many multiply-adds (m*n*k) a plain loop beats a BLAS call, whose fixed cost
-# (argument checks, dispatch, packing) dominates. Measured in bench/test_bench_blas.py;
-# see bench/NOTES.md.
-cdef Py_ssize_t SMALL_GEMM = 2048
+# Up to this many multiply-adds (m*n*k) a plain loop beats a BLAS call, whose fixed cost
+# (argument checks, dispatch, packing) dominates. Measured by bench/gemm_threshold.py:
+# the two cross near 256 with OpenBLAS 0.3.3x on these machines; see bench/NOTES.md.
+cdef Py_ssize_t SMALL_GEMM = 256
 
 _GEMM_SIGNATURE = "void (char *, char *, int *, int *, int *, "
 
@@ -52,8 +52,15 @@ def blas_loaded():
 
 
 def small_gemm_threshold():
-    """m*n*k below which products use the direct loop instead of BLAS."""
+    """m*n*k up to which products use the direct loop instead of BLAS."""
     return SMALL_GEMM
+
+
+def _set_small_gemm_threshold(Py_ssize_t value):
+    """For benchmarks only (not thread-safe): set the threshold, return the old one."""
+    global SMALL_GEMM
+    old, SMALL_GEMM = SMALL_GEMM, value
+    return old
 
 
 cdef inline void _gemm_loop(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,

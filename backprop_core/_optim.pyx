@@ -36,13 +36,16 @@ cdef void _adam_update(floating* w, const floating* g, floating* m, floating* v,
     cdef Py_ssize_t i
     cdef floating d, mi, vi
     cdef floating b1 = <floating>beta1, b2 = <floating>beta2, wd = <floating>weight_decay
+    # 1 - beta formed in double, then rounded (as torch does): rounding beta2 = 0.999 to
+    # float32 first would scale v by (1 - 1.3e-5)
+    cdef floating c1 = <floating>(1 - beta1), c2 = <floating>(1 - beta2)
     cdef floating step = <floating>(lr / (1 - pow(beta1, <double>t)))
     cdef floating inv_sqrt_bc2 = <floating>(1 / sqrt(1 - pow(beta2, <double>t)))
     cdef floating eps_ = <floating>eps
     for i in range(size):
         d = g[i] + wd * w[i]
-        mi = b1 * m[i] + (1 - b1) * d
-        vi = b2 * v[i] + (1 - b2) * d * d
+        mi = b1 * m[i] + c1 * d
+        vi = b2 * v[i] + c2 * d * d
         m[i] = mi
         v[i] = vi
         w[i] -= step * mi / (sqrt(vi) * inv_sqrt_bc2 + eps_)

@@ -1,0 +1,5 @@
+"""`python -m backprop` runs the digits demo."""
+
+from .demo import main
+
+main()
