@@ -4,7 +4,17 @@ Kernels take C-contiguous float32 or float64 arrays of one dtype, release the GI
 their outputs into arrays the caller allocated, and allocate nothing per call.
 """
 
-from ._activations import ACTIVATIONS, activation_backward, activation_forward
+try:
+    from ._activations import ACTIVATIONS, activation_backward, activation_forward
+except ModuleNotFoundError as e:  # pragma: no cover - only in an unbuilt source checkout
+    import os
+
+    raise ImportError(
+        f"backprop_core was imported from {os.path.dirname(__file__)}, a source tree without "
+        "its compiled extensions (often: `python -m ...` run from the repository root after a "
+        "non-editable install). Install in place with `pip install -e .`, or run from "
+        "another directory."
+    ) from e
 from ._blas import blas_loaded, small_gemm_threshold
 from ._checks import first_nonfinite_row
 from ._dense import dense_backward, dense_forward
