@@ -5,7 +5,7 @@ so a forward pass may overwrite Z in place (A is Z) and backward still has what 
 Aliasing is allowed: A may be Z, and dZ may be dA.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport tanh, tanhf
 
 ACTIVATIONS = {
     "identity": ACT_IDENTITY,
@@ -15,13 +15,6 @@ ACTIVATIONS = {
     "leaky_relu": ACT_LEAKY_RELU,
     "softmax": ACT_SOFTMAX,
 }
-
-
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
 
 
 cdef floating _sigmoid(floating z) noexcept nogil:

@@ -8,7 +8,7 @@ from cython cimport floating
 from libc.math cimport exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
-from ._activations cimport _sigmoid
+from ._activations cimport _exp
 
 LOSSES = {
     "mse": LOSS_MSE,
@@ -33,44 +33,61 @@ cdef Py_ssize_t _mse(const floating* Y, const floating* T, floating* G,
 
 cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels, floating* G,
                                        Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """L = mean_i(logsumexp(Z[i]) - Z[i, y_i]); G := (softmax(Z) - onehot(y)) / n."""
+    """L = mean_i(logsumexp(Z[i]) - Z[i, y_i]); G := (softmax(Z) - onehot(y)) / n.
+
+    One exp per logit: the exponentials are stored in G, then scaled into the gradient.
+    """
     cdef Py_ssize_t i, j
     cdef int64_t y
-    cdef double zmax, s, lse, total = 0, inv_n = 1.0 / n
+    cdef const floating* z
+    cdef floating* g
+    cdef floating zmax, e
+    cdef double s, total = 0, inv_n = 1.0 / n
     for i in range(n):
         y = labels[i]
         if y < 0 or y >= m:
             return i
-        zmax = Z[i * m]
+        z = Z + i * m
+        zmax = z[0]
         for j in range(1, m):
-            if Z[i * m + j] > zmax:
-                zmax = Z[i * m + j]
+            if z[j] > zmax:
+                zmax = z[j]
         s = 0
-        for j in range(m):
-            s += exp(Z[i * m + j] - zmax)
-        lse = zmax + log(s)
-        total += lse - Z[i * m + y]
-        if G != NULL:
+        if G == NULL:
             for j in range(m):
-                G[i * m + j] = <floating>(exp(Z[i * m + j] - lse) * inv_n)
-            G[i * m + y] -= <floating>inv_n
+                s += _exp(z[j] - zmax)
+        else:
+            g = G + i * m
+            for j in range(m):
+                e = _exp(z[j] - zmax)
+                g[j] = e
+                s += e
+            e = <floating>(inv_n / s)
+            for j in range(m):
+                g[j] *= e
+            g[y] -= <floating>inv_n
+        total += zmax + log(s) - z[y]
     loss[0] = total * inv_n
     return -1
 
 
 cdef Py_ssize_t _binary_cross_entropy(const floating* Z, const floating* T, floating* G,
                                       Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """From logits Z: L = mean(max(Z,0) - Z T + log1p(exp(-|Z|))); G := (sigmoid(Z) - T)/(n m)."""
+    """From logits Z: L = mean(max(Z,0) - Z T + log1p(exp(-|Z|))); G := (sigmoid(Z) - T)/(n m).
+
+    One exp per logit: e = exp(-|z|) gives both log1p(e) and sigmoid(z) (1/(1+e) or e/(1+e)).
+    """
     cdef Py_ssize_t i, size = n * m
-    cdef double z, t, total = 0, inv = 1.0 / size
+    cdef double z, t, e, total = 0, inv = 1.0 / size
     for i in range(size):
         t = T[i]
         if not (0 <= t <= 1):
             return i // m
         z = Z[i]
-        total += (z if z > 0 else 0) - z * t + log1p(exp(-fabs(z)))
+        e = exp(-fabs(z))
+        total += (z if z > 0 else 0) - z * t + log1p(e)
         if G != NULL:
-            G[i] = <floating>((_sigmoid(z) - t) * inv)
+            G[i] = <floating>(((1 if z >= 0 else e) / (1 + e) - t) * inv)
     loss[0] = total * inv
     return -1
 
