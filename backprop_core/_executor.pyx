@@ -36,6 +36,7 @@ cdef enum OptKind:
     OPT_ADAM = 2
 
 cdef enum Mode:
+    MODE_PREDICT = -1  # forward only
     MODE_LOSS = 0      # forward + loss value
     MODE_GRAD = 1      # + backward into dtheta
     MODE_UPDATE = 2    # + optimizer step
@@ -245,8 +246,7 @@ cdef class Executor:
     cdef Py_ssize_t _itemsize
     cdef str _fmt
     cdef list _widths
-    cdef object _gather_x, _gather_t
-    cdef Py_ssize_t _gather_rows
+    cdef object _gather_x, _gather_t  # fit's shuffled batch, gathered (bytes for targets)
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -365,9 +365,12 @@ cdef class Executor:
 
     def reserve(self, Py_ssize_t capacity):
         """Make room for batches of up to `capacity` rows (buffers only ever grow)."""
-        if capacity <= self.capacity:
-            return
         self._check_idle()
+        self._reserve(capacity)
+
+    cdef int _reserve(self, Py_ssize_t capacity) except -1:
+        if capacity <= self.capacity:
+            return 0
         buffers = []
         for s in range(1, self.net.n_slots):
             a = np.zeros(capacity * self._widths[s], dtype=self.dtype)
@@ -377,6 +380,7 @@ cdef class Executor:
             buffers += [a, g]
         self._buffers = buffers
         self.capacity = capacity
+        return 0
 
     def set_loss(self, str name):
         """Choose the loss: one of LOSSES."""
@@ -440,23 +444,34 @@ cdef class Executor:
                                "call at a time (give each thread its own model)")
         return 0
 
-    cdef int _check_ready(self, int mode, Py_ssize_t n) except -1:
+    cdef int _enter(self, int mode, Py_ssize_t n) except -1:
+        """Check the call can run and mark the executor busy; the caller clears _busy in a
+        finally block. Runs with the GIL and calls no Python code before setting _busy, so
+        two threads cannot both pass."""
+        _ensure_blas()  # first: it may import scipy, which lets other threads run
         self._check_idle()
-        if self.net.loss_kind < 0 and mode != -1:
+        if self.net.loss_kind < 0 and mode != MODE_PREDICT:
             raise RuntimeError("no loss set: call model.compile(loss=..., optimizer=...) first")
         if mode == MODE_UPDATE and self.net.opt_kind == OPT_NONE:
             raise RuntimeError("no optimizer set: call model.compile(loss=..., "
                                "optimizer=...) first")
         if n < 1:
             raise ValueError(f"X must hold at least one row, got {n}")
-        _ensure_blas()
+        self._busy = True
         return 0
 
-    cdef tuple _target_spec(self):
-        """(format kinds, itemsize, items per row) of the targets for this loss."""
+    cdef void* _input(self, _Buffer buf, X, Py_ssize_t n) except NULL:
+        """Pointer to X:(n, n_in) of the network's dtype."""
+        return buf.acquire(X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
+
+    cdef void* _targets(self, _Buffer buf, T, Py_ssize_t n, Py_ssize_t* row_bytes) except NULL:
+        """Pointer to T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the
+        network's dtype. Sets row_bytes to the size of one target row."""
         if self.net.loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
-            return ("lq", 8, 1)
-        return (self._fmt, self._itemsize, self.net.n_out)
+            row_bytes[0] = sizeof(int64_t)
+            return buf.acquire(T, "T", "lq", sizeof(int64_t), n, False)
+        row_bytes[0] = self._itemsize * self.net.n_out
+        return buf.acquire(T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
 
     def step(self, X, T, int mode=MODE_UPDATE):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
@@ -465,20 +480,19 @@ cdef class Executor:
         T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the dtype.
         Returns the mean loss.
         """
-        cdef Py_ssize_t n = len(X)
-        self._check_ready(mode, n)
-        if not 0 <= mode <= 2:
+        if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
-        if n > self.capacity:
-            self.reserve(n)
-        kinds, tsize, per_row = self._target_spec()
+        cdef Py_ssize_t n = len(X), row_bytes, bad
         cdef _Buffer bx = _Buffer(), bt = _Buffer()
-        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
-        cdef void* t = bt.acquire(T, "T", kinds, tsize, n * per_row, False)
+        cdef void* x
+        cdef void* t
         cdef double loss = 0
-        cdef Py_ssize_t bad
-        self._busy = True
+        self._enter(mode, n)
         try:
+            if n > self.capacity:
+                self._reserve(n)
+            x = self._input(bx, X, n)
+            t = self._targets(bt, T, n, &row_bytes)
             with nogil:
                 if self._itemsize == 4:
                     bad = _step(&self.net, <float*>x, t, n, mode, &loss)
@@ -495,40 +509,40 @@ cdef class Executor:
     def run_epoch(self, X, T, perm, Py_ssize_t batch_size):
         """Mini-batch updates over all of X:(N, n_in), T in the order perm:(N,) int64 (or
         None: as stored). Returns the mean of the batch losses weighted by batch size."""
-        cdef Py_ssize_t N = len(X)
-        self._check_ready(MODE_UPDATE, N)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        batch_size = min(batch_size, N)
-        kinds, tsize, per_row = self._target_spec()
-        self.reserve(batch_size)
-        if self._gather_rows < batch_size:
-            self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
-            self._gather_t = np.empty(batch_size * per_row * tsize, dtype=np.uint8)
-            self._gather_rows = batch_size
+        cdef Py_ssize_t N = len(X), row_bytes, bad
         cdef _Buffer bx = _Buffer(), bt = _Buffer(), bp = _Buffer()
         cdef _Buffer bgx = _Buffer(), bgt = _Buffer()
-        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
-        cdef void* t = bt.acquire(T, "T", kinds, tsize, N * per_row, False)
+        cdef void* x
+        cdef void* t
+        cdef void* gx
+        cdef void* gt
         cdef void* p = NULL
-        cdef void* gx = bgx.acquire(self._gather_x, "gather", self._fmt, self._itemsize,
-                                    len(self._gather_x), True)
-        cdef void* gt = bgt.acquire(self._gather_t, "gather", "B", 1, len(self._gather_t), True)
-        cdef Py_ssize_t bad, t_row = tsize * per_row
         cdef double loss = 0
-        if perm is not None:
-            p = bp.acquire(perm, "perm", "lq", 8, N, False)
-            if not _in_range(<int64_t*>p, N):
-                bp.release()
-                raise ValueError(f"perm must hold row indices in [0, {N})")
-        self._busy = True
+        self._enter(MODE_UPDATE, N)
         try:
+            batch_size = min(batch_size, N)
+            self._reserve(batch_size)
+            x = self._input(bx, X, N)
+            t = self._targets(bt, T, N, &row_bytes)
+            if self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in:
+                self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
+            if self._gather_t is None or len(self._gather_t) < batch_size * row_bytes:
+                self._gather_t = np.empty(batch_size * row_bytes, dtype=np.uint8)
+            gx = bgx.acquire(self._gather_x, "gather", self._fmt, self._itemsize,
+                             len(self._gather_x), True)
+            gt = bgt.acquire(self._gather_t, "gather", "B", 1, len(self._gather_t), True)
+            if perm is not None:
+                p = bp.acquire(perm, "perm", "lq", sizeof(int64_t), N, False)
+                if not _in_range(<int64_t*>p, N):
+                    raise ValueError(f"perm must hold row indices in [0, {N})")
             with nogil:
                 if self._itemsize == 4:
-                    bad = _epoch(&self.net, <float*>x, <char*>t, t_row, <int64_t*>p, N,
+                    bad = _epoch(&self.net, <float*>x, <char*>t, row_bytes, <int64_t*>p, N,
                                  batch_size, <float*>gx, <char*>gt, &loss)
                 else:
-                    bad = _epoch(&self.net, <double*>x, <char*>t, t_row, <int64_t*>p, N,
+                    bad = _epoch(&self.net, <double*>x, <char*>t, row_bytes, <int64_t*>p, N,
                                  batch_size, <double*>gx, <char*>gt, &loss)
         finally:
             self._busy = False
@@ -539,25 +553,22 @@ cdef class Executor:
         return loss
 
     def evaluate(self, X, T, Py_ssize_t chunk=1024):
-        """Mean loss over X:(N, n_in) against T, without gradients."""
-        cdef Py_ssize_t N = len(X)
-        self._check_ready(MODE_LOSS, N)
-        chunk = max(1, min(chunk, N))
-        self.reserve(chunk)
-        chunk = self.capacity
-        kinds, tsize, per_row = self._target_spec()
+        """Mean loss over X:(N, n_in) against T, without gradients, `chunk` rows at a time."""
+        cdef Py_ssize_t N = len(X), row_bytes, bad
         cdef _Buffer bx = _Buffer(), bt = _Buffer()
-        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
-        cdef void* t = bt.acquire(T, "T", kinds, tsize, N * per_row, False)
-        cdef Py_ssize_t bad, t_row = tsize * per_row
+        cdef void* x
+        cdef void* t
         cdef double loss = 0
-        self._busy = True
+        self._enter(MODE_LOSS, N)
         try:
+            chunk = self._chunk(chunk, N)
+            x = self._input(bx, X, N)
+            t = self._targets(bt, T, N, &row_bytes)
             with nogil:
                 if self._itemsize == 4:
-                    bad = _evaluate(&self.net, <float*>x, <char*>t, t_row, N, chunk, &loss)
+                    bad = _evaluate(&self.net, <float*>x, <char*>t, row_bytes, N, chunk, &loss)
                 else:
-                    bad = _evaluate(&self.net, <double*>x, <char*>t, t_row, N, chunk, &loss)
+                    bad = _evaluate(&self.net, <double*>x, <char*>t, row_bytes, N, chunk, &loss)
         finally:
             self._busy = False
             bx.release()
@@ -569,16 +580,14 @@ cdef class Executor:
     def predict(self, X, out, Py_ssize_t chunk=1024):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
         cdef Py_ssize_t N = len(X)
-        self._check_ready(-1, N)
-        chunk = max(1, min(chunk, N))
-        self.reserve(chunk)
-        chunk = self.capacity
         cdef _Buffer bx = _Buffer(), bo = _Buffer()
-        cdef void* x = bx.acquire(X, "X", self._fmt, self._itemsize, N * self.net.n_in, False)
-        cdef void* o = bo.acquire(out, "out", self._fmt, self._itemsize, N * self.net.n_out,
-                                  True)
-        self._busy = True
+        cdef void* x
+        cdef void* o
+        self._enter(MODE_PREDICT, N)
         try:
+            chunk = self._chunk(chunk, N)
+            x = self._input(bx, X, N)
+            o = bo.acquire(out, "out", self._fmt, self._itemsize, N * self.net.n_out, True)
             with nogil:
                 if self._itemsize == 4:
                     _predict(&self.net, <float*>x, N, chunk, <float*>o)
@@ -588,6 +597,12 @@ cdef class Executor:
             self._busy = False
             bx.release()
             bo.release()
+
+    cdef Py_ssize_t _chunk(self, Py_ssize_t chunk, Py_ssize_t N) except -1:
+        """Rows per forward pass: at least 1, at most `chunk` unless the buffers already hold
+        more (then use them all)."""
+        self._reserve(max(1, min(chunk, N)))
+        return self.capacity
 
 
 cdef bint _in_range(const int64_t* p, Py_ssize_t n) noexcept nogil:

@@ -102,6 +102,24 @@ cdef Py_ssize_t _loss(int kind, const floating* Y, const void* T, floating* G,
     return _mse(Y, <const floating*>T, G, n, m, loss)
 
 
+cdef double _elementwise(str who, int kind, const floating[:, ::1] Y,
+                         const floating[:, ::1] T, floating[:, ::1] G) except? -1:
+    """Shape checks and the call for the losses whose targets have Y's shape."""
+    yshape = (Y.shape[0], Y.shape[1])
+    _check_output(who, yshape, G)
+    if (T.shape[0], T.shape[1]) != yshape:
+        raise ValueError(f"{who}: T must have the shape of Y {yshape}, "
+                         f"got {(T.shape[0], T.shape[1])}")
+    cdef double loss
+    cdef Py_ssize_t bad
+    cdef floating* g = NULL if G is None else &G[0, 0]
+    with nogil:
+        bad = _loss(kind, &Y[0, 0], &T[0, 0], g, Y.shape[0], Y.shape[1], &loss)
+    if bad >= 0:
+        raise ValueError(f"{who}: T row {bad} holds a target outside [0, 1]")
+    return loss
+
+
 cdef _check_output(str who, tuple yshape, G):
     if yshape[0] == 0 or yshape[1] == 0:
         raise ValueError(f"{who}: Y must be non-empty, got shape {yshape}")
@@ -112,16 +130,13 @@ cdef _check_output(str who, tuple yshape, G):
 def mse_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
              floating[:, ::1] G=None):
     """mean((Y - T)**2); writes G := dL/dY unless G is None.   Y, T, G:(n, m)"""
-    yshape = (Y.shape[0], Y.shape[1])
-    _check_output("mse_loss", yshape, G)
-    if (T.shape[0], T.shape[1]) != yshape:
-        raise ValueError(f"mse_loss: T must have the shape of Y {yshape}, "
-                         f"got {(T.shape[0], T.shape[1])}")
-    cdef double loss
-    cdef floating* g = NULL if G is None else &G[0, 0]
-    with nogil:
-        _mse(&Y[0, 0], &T[0, 0], g, Y.shape[0], Y.shape[1], &loss)
-    return loss
+    return _elementwise("mse_loss", LOSS_MSE, Y, T, G)
+
+
+def binary_cross_entropy_loss(const floating[:, ::1] Z not None, const floating[:, ::1] T not None,
+                              floating[:, ::1] G=None):
+    """mean BCE from logits; writes G := dL/dZ unless G is None.   Z, T, G:(n, m), T in [0, 1]"""
+    return _elementwise("binary_cross_entropy_loss", LOSS_BINARY_CROSS_ENTROPY, Z, T, G)
 
 
 def softmax_cross_entropy_loss(const floating[:, ::1] Z not None,
@@ -143,22 +158,4 @@ def softmax_cross_entropy_loss(const floating[:, ::1] Z not None,
     if bad >= 0:
         raise ValueError(f"softmax_cross_entropy_loss: labels[{bad}] = {labels[bad]} is not a "
                          f"class index in [0, {Z.shape[1]})")
-    return loss
-
-
-def binary_cross_entropy_loss(const floating[:, ::1] Z not None, const floating[:, ::1] T not None,
-                              floating[:, ::1] G=None):
-    """mean BCE from logits; writes G := dL/dZ unless G is None.   Z, T, G:(n, m), T in [0, 1]"""
-    yshape = (Z.shape[0], Z.shape[1])
-    _check_output("binary_cross_entropy_loss", yshape, G)
-    if (T.shape[0], T.shape[1]) != yshape:
-        raise ValueError(f"binary_cross_entropy_loss: T must have the shape of Z {yshape}, "
-                         f"got {(T.shape[0], T.shape[1])}")
-    cdef double loss
-    cdef Py_ssize_t bad
-    cdef floating* g = NULL if G is None else &G[0, 0]
-    with nogil:
-        bad = _binary_cross_entropy(&Z[0, 0], &T[0, 0], g, Z.shape[0], Z.shape[1], &loss)
-    if bad >= 0:
-        raise ValueError(f"binary_cross_entropy_loss: T row {bad} holds a target outside [0, 1]")
     return loss

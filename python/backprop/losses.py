@@ -40,8 +40,12 @@ class Loss:
         return self._kernel(Y, T, None)
 
     def link(self, outputs: Array) -> Array:
-        """Network outputs -> predictions in target space (probabilities for the CE losses)."""
-        raise TypeError(f"{type(self).__name__} has no probability link; use model.predict")
+        """Network outputs -> probabilities: the activation the loss applies itself."""
+        if not self.fused_activation:
+            raise TypeError(f"{type(self).__name__} has no probability link; use model.predict")
+        P = np.empty_like(outputs)
+        core.activation_forward(self.fused_activation, outputs, P)
+        return P
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         raise NotImplementedError
@@ -83,11 +87,6 @@ class SoftmaxCrossEntropy(Loss):
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         return float(core.softmax_cross_entropy_loss(Y, T, G))
 
-    def link(self, outputs: Array) -> Array:
-        P = np.empty_like(outputs)
-        core.activation_forward("softmax", outputs, P)
-        return P
-
 
 class BinaryCrossEntropy(Loss):
     """Binary cross-entropy from logits, mean over all elements, as
@@ -98,8 +97,3 @@ class BinaryCrossEntropy(Loss):
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         return float(core.binary_cross_entropy_loss(Y, T, G))
-
-    def link(self, outputs: Array) -> Array:
-        P = np.empty_like(outputs)
-        core.activation_forward("sigmoid", outputs, P)
-        return P
