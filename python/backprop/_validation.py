@@ -45,8 +45,13 @@ def check_finite(a: NDArray[Any], name: str) -> None:
         raise ValueError(f"{name} holds NaN or infinity in row {row}: {a[row]!r}")
 
 
-def as_features(X: Any, dtype: np.dtype[Any], n_features: int, where: str) -> NDArray[Any]:
-    """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite and non-empty."""
+def as_features(
+    X: Any, dtype: np.dtype[Any], n_features: int, where: str, first_layer: str = "the model"
+) -> NDArray[Any]:
+    """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite and non-empty.
+
+    first_layer names what fixes n_features, for the error message.
+    """
     if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous):
         X = _as_array(X, "X")
         if X.ndim != 2:
@@ -59,7 +64,7 @@ def as_features(X: Any, dtype: np.dtype[Any], n_features: int, where: str) -> ND
             X = np.ascontiguousarray(X, dtype=dtype)
     if X.shape[1] != n_features:
         raise ValueError(
-            f"{where}: X has {X.shape[1]} features, but the first layer expects {n_features}"
+            f"{where}: X has {X.shape[1]} features, but {first_layer} expects {n_features}"
         )
     if X.shape[0] == 0:
         raise ValueError(f"{where}: X is empty (0 samples)")

@@ -68,6 +68,7 @@ class Sequential:
             if isinstance(layer, Dense):
                 width = layer.out_features
         self.n_features_in = dense[0][1].in_features
+        self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
         self.loss: Loss | None = None
@@ -134,7 +135,7 @@ class Sequential:
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
-        X = as_features(X, self.dtype, self.n_features_in, "predict")
+        X = as_features(X, self.dtype, self.n_features_in, "predict", self._first_layer)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._executor.predict(X, out)
         return out
@@ -151,7 +152,7 @@ class Sequential:
             raise RuntimeError(
                 f"{where}: the model has no loss; call model.compile(loss=..., optimizer=...)"
             )
-        X = as_features(X, self.dtype, self.n_features_in, where)
+        X = as_features(X, self.dtype, self.n_features_in, where, self._first_layer)
         y = as_targets(
             y, self.loss.name, X.shape[0], self.n_outputs, self.dtype, where, check_range
         )
