@@ -70,6 +70,7 @@ def test_executor_refuses_concurrent_use_of_one_model():
     """While one thread runs a step (GIL released), another call on the same model is refused
     instead of corrupting buffers."""
     import threading
+    import time
 
     m = bp.Sequential([bp.Dense(512, 512), bp.ReLU(), bp.Dense(512, 10)], seed=0)
     m.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=1e-3))
@@ -92,6 +93,7 @@ def test_executor_refuses_concurrent_use_of_one_model():
     started.wait()
     refused = 0
     while thread.is_alive():
+        time.sleep(0.0005)  # idle, GIL released: lets the training thread take the model
         try:
             m.predict(X[:1])
         except RuntimeError as e:

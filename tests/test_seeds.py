@@ -1,4 +1,4 @@
-"""The worked examples of the seed articles (/work/shared/seeds), checked against the library.
+"""The worked examples of the seed articles (../shared/seeds), checked against the library.
 
 Every expected number is computed in this file by hand arithmetic (in the comments) and by plain
 Python / NumPy float64 written out here; none is copied from the library's output.
