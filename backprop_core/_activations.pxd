@@ -15,10 +15,6 @@ cdef void _act_forward(int kind, double alpha, const floating* Z, floating* A,
 cdef void _act_backward(int kind, double alpha, const floating* A, const floating* dA,
                         floating* dZ, Py_ssize_t n, Py_ssize_t m) noexcept nogil
 
-cdef void _softmax_rows(const floating* Z, floating* A, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-
-cdef floating _sigmoid(floating z) noexcept nogil
-
 
 cdef inline floating _exp(floating x) noexcept nogil:
     """exp in the precision of x (expf for float32, which is several times faster)."""

@@ -94,8 +94,6 @@ class Sequential:
                 f"compile: {loss!r} takes logits and applies {last.name} itself; remove the "
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
-        if loss.name == "binary_cross_entropy" and self.n_outputs < 1:
-            raise ValueError("compile: BinaryCrossEntropy needs at least one output")
         self._executor.set_loss(loss.name)
         if optimizer is not None:
             optimizer._attach(self._executor)
