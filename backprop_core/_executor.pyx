@@ -14,7 +14,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, P
 from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset, strchr
 
 import numpy as np
 
@@ -195,38 +195,37 @@ cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
         start += nb
 
 
-cdef class _Buffer:
-    """A Py_buffer held for the length of one call, checked against what the caller needs."""
-    cdef Py_buffer view
-    cdef bint held
-
-    cdef void* acquire(self, obj, str name, str kinds, Py_ssize_t itemsize, Py_ssize_t count,
-                       bint writable) except NULL:
-        cdef int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
-        if writable:
-            flags |= PyBUF_WRITABLE
-        try:
-            PyObject_GetBuffer(obj, &self.view, flags)
-        except (BufferError, TypeError, ValueError) as e:
-            raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''}"
-                             f" array ({e})") from None
-        self.held = True
-        fmt = (<bytes>self.view.format).decode() if self.view.format != NULL else "B"
-        if self.view.itemsize != itemsize or fmt.lstrip("@=") not in kinds:
-            raise ValueError(f"{name}: expected items of format {kinds!r} and size {itemsize}, "
-                             f"got format {fmt!r} and size {self.view.itemsize}")
-        if self.view.len != count * itemsize:
-            raise ValueError(f"{name}: expected {count} items, got "
-                             f"{self.view.len // itemsize}")
-        return self.view.buf
-
-    cdef release(self):
-        if self.held:
-            PyBuffer_Release(&self.view)
-            self.held = False
-
-    def __dealloc__(self):
-        self.release()
+cdef void* _acquire(Py_buffer* view, obj, str name, const char* kinds, Py_ssize_t itemsize,
+                    Py_ssize_t count, bint writable) except NULL:
+    """Fill *view with obj's buffer, checked against what the caller needs (format char in
+    kinds, item size, item count, C order). *view must be zeroed on entry and has obj NULL
+    again if this fails (the buffer protocol requires exporters to reset it), so the caller's
+    PyBuffer_Release(view) is always safe. No Python objects are made on success: this runs
+    on every training call."""
+    cdef int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
+    cdef const char* fmt
+    if writable:
+        flags |= PyBUF_WRITABLE
+    try:
+        PyObject_GetBuffer(obj, view, flags)
+    except (BufferError, TypeError, ValueError) as e:
+        raise ValueError(f"{name}: expected a C-contiguous{' writable' if writable else ''}"
+                         f" array ({e})") from None
+    fmt = view.format
+    if fmt == NULL:
+        fmt = "B"
+    if fmt[0] == b"@" or fmt[0] == b"=":
+        fmt += 1
+    if view.itemsize != itemsize or fmt[0] == 0 or fmt[1] != 0 or strchr(kinds, fmt[0]) == NULL:
+        got, got_size = (<bytes>fmt).decode(), view.itemsize
+        PyBuffer_Release(view)
+        raise ValueError(f"{name}: expected items of format {(<bytes>kinds).decode()!r} and "
+                         f"size {itemsize}, got format {got!r} and size {got_size}")
+    if view.len != count * itemsize:
+        got_count = view.len // itemsize
+        PyBuffer_Release(view)
+        raise ValueError(f"{name}: expected {count} items, got {got_count}")
+    return view.buf
 
 
 cdef class Executor:
@@ -244,7 +243,7 @@ cdef class Executor:
     cdef list _buffers
     cdef bint _busy
     cdef Py_ssize_t _itemsize
-    cdef str _fmt
+    cdef bytes _fmt
     cdef list _widths
     cdef object _gather_x, _gather_t  # fit's shuffled batch, gathered (bytes for targets)
 
@@ -268,7 +267,7 @@ cdef class Executor:
             raise ValueError("ops must not be empty")
         self.dtype = theta.dtype
         self._itemsize = theta.dtype.itemsize
-        self._fmt = "f" if theta.dtype == np.float32 else "d"
+        self._fmt = b"f" if theta.dtype == np.float32 else b"d"
         self.theta, self.dtheta = theta, dtheta
         self.net.n_params = theta.shape[0]
         self.net.n_ops = len(ops)
@@ -460,18 +459,18 @@ cdef class Executor:
         self._busy = True
         return 0
 
-    cdef void* _input(self, _Buffer buf, X, Py_ssize_t n) except NULL:
+    cdef void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except NULL:
         """Pointer to X:(n, n_in) of the network's dtype."""
-        return buf.acquire(X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
+        return _acquire(buf, X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
 
-    cdef void* _targets(self, _Buffer buf, T, Py_ssize_t n, Py_ssize_t* row_bytes) except NULL:
+    cdef void* _targets(self, Py_buffer* buf, T, Py_ssize_t n, Py_ssize_t* row_bytes) except NULL:
         """Pointer to T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the
         network's dtype. Sets row_bytes to the size of one target row."""
         if self.net.loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
             row_bytes[0] = sizeof(int64_t)
-            return buf.acquire(T, "T", "lq", sizeof(int64_t), n, False)
+            return _acquire(buf, T, "T", b"lq", sizeof(int64_t), n, False)
         row_bytes[0] = self._itemsize * self.net.n_out
-        return buf.acquire(T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
+        return _acquire(buf, T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
 
     def step(self, X, T, int mode=MODE_UPDATE):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
@@ -483,16 +482,18 @@ cdef class Executor:
         if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
         cdef Py_ssize_t n = len(X), row_bytes, bad
-        cdef _Buffer bx = _Buffer(), bt = _Buffer()
+        cdef Py_buffer bx, bt
         cdef void* x
         cdef void* t
         cdef double loss = 0
+        memset(&bx, 0, sizeof(Py_buffer))
+        memset(&bt, 0, sizeof(Py_buffer))
         self._enter(mode, n)
         try:
             if n > self.capacity:
                 self._reserve(n)
-            x = self._input(bx, X, n)
-            t = self._targets(bt, T, n, &row_bytes)
+            x = self._input(&bx, X, n)
+            t = self._targets(&bt, T, n, &row_bytes)
             with nogil:
                 if self._itemsize == 4:
                     bad = _step(&self.net, <float*>x, t, n, mode, &loss)
@@ -500,8 +501,8 @@ cdef class Executor:
                     bad = _step(&self.net, <double*>x, t, n, mode, &loss)
         finally:
             self._busy = False
-            bx.release()
-            bt.release()
+            PyBuffer_Release(&bx)
+            PyBuffer_Release(&bt)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
@@ -512,29 +513,30 @@ cdef class Executor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         cdef Py_ssize_t N = len(X), row_bytes, bad
-        cdef _Buffer bx = _Buffer(), bt = _Buffer(), bp = _Buffer()
-        cdef _Buffer bgx = _Buffer(), bgt = _Buffer()
+        cdef Py_buffer views[5]  # X, T, perm, gathered X, gathered T
+        cdef int i
         cdef void* x
         cdef void* t
         cdef void* gx
         cdef void* gt
         cdef void* p = NULL
         cdef double loss = 0
+        memset(views, 0, sizeof(views))
         self._enter(MODE_UPDATE, N)
         try:
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
-            x = self._input(bx, X, N)
-            t = self._targets(bt, T, N, &row_bytes)
+            x = self._input(&views[0], X, N)
+            t = self._targets(&views[1], T, N, &row_bytes)
             if self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in:
                 self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
             if self._gather_t is None or len(self._gather_t) < batch_size * row_bytes:
                 self._gather_t = np.empty(batch_size * row_bytes, dtype=np.uint8)
-            gx = bgx.acquire(self._gather_x, "gather", self._fmt, self._itemsize,
-                             len(self._gather_x), True)
-            gt = bgt.acquire(self._gather_t, "gather", "B", 1, len(self._gather_t), True)
+            gx = _acquire(&views[3], self._gather_x, "gather", self._fmt, self._itemsize,
+                          len(self._gather_x), True)
+            gt = _acquire(&views[4], self._gather_t, "gather", b"B", 1, len(self._gather_t), True)
             if perm is not None:
-                p = bp.acquire(perm, "perm", "lq", sizeof(int64_t), N, False)
+                p = _acquire(&views[2], perm, "perm", b"lq", sizeof(int64_t), N, False)
                 if not _in_range(<int64_t*>p, N):
                     raise ValueError(f"perm must hold row indices in [0, {N})")
             with nogil:
@@ -546,8 +548,8 @@ cdef class Executor:
                                  batch_size, <double*>gx, <char*>gt, &loss)
         finally:
             self._busy = False
-            for b in (bx, bt, bp, bgx, bgt):
-                (<_Buffer>b).release()
+            for i in range(5):
+                PyBuffer_Release(&views[i])
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
@@ -555,15 +557,17 @@ cdef class Executor:
     def evaluate(self, X, T, Py_ssize_t chunk=1024):
         """Mean loss over X:(N, n_in) against T, without gradients, `chunk` rows at a time."""
         cdef Py_ssize_t N = len(X), row_bytes, bad
-        cdef _Buffer bx = _Buffer(), bt = _Buffer()
+        cdef Py_buffer bx, bt
         cdef void* x
         cdef void* t
         cdef double loss = 0
+        memset(&bx, 0, sizeof(Py_buffer))
+        memset(&bt, 0, sizeof(Py_buffer))
         self._enter(MODE_LOSS, N)
         try:
             chunk = self._chunk(chunk, N)
-            x = self._input(bx, X, N)
-            t = self._targets(bt, T, N, &row_bytes)
+            x = self._input(&bx, X, N)
+            t = self._targets(&bt, T, N, &row_bytes)
             with nogil:
                 if self._itemsize == 4:
                     bad = _evaluate(&self.net, <float*>x, <char*>t, row_bytes, N, chunk, &loss)
@@ -571,8 +575,8 @@ cdef class Executor:
                     bad = _evaluate(&self.net, <double*>x, <char*>t, row_bytes, N, chunk, &loss)
         finally:
             self._busy = False
-            bx.release()
-            bt.release()
+            PyBuffer_Release(&bx)
+            PyBuffer_Release(&bt)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
@@ -580,14 +584,16 @@ cdef class Executor:
     def predict(self, X, out, Py_ssize_t chunk=1024):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
         cdef Py_ssize_t N = len(X)
-        cdef _Buffer bx = _Buffer(), bo = _Buffer()
+        cdef Py_buffer bx, bo
         cdef void* x
         cdef void* o
+        memset(&bx, 0, sizeof(Py_buffer))
+        memset(&bo, 0, sizeof(Py_buffer))
         self._enter(MODE_PREDICT, N)
         try:
             chunk = self._chunk(chunk, N)
-            x = self._input(bx, X, N)
-            o = bo.acquire(out, "out", self._fmt, self._itemsize, N * self.net.n_out, True)
+            x = self._input(&bx, X, N)
+            o = _acquire(&bo, out, "out", self._fmt, self._itemsize, N * self.net.n_out, True)
             with nogil:
                 if self._itemsize == 4:
                     _predict(&self.net, <float*>x, N, chunk, <float*>o)
@@ -595,8 +601,8 @@ cdef class Executor:
                     _predict(&self.net, <double*>x, N, chunk, <double*>o)
         finally:
             self._busy = False
-            bx.release()
-            bo.release()
+            PyBuffer_Release(&bx)
+            PyBuffer_Release(&bo)
 
     cdef Py_ssize_t _chunk(self, Py_ssize_t chunk, Py_ssize_t N) except -1:
         """Rows per forward pass: at least 1, at most `chunk` unless the buffers already hold
