@@ -5,6 +5,7 @@ use, not cimported: a cimport would import all of ``scipy.linalg`` (about 0.5 s)
 ``backprop_core`` is imported. Every ``def`` entry point that reaches ``_gemm`` calls
 ``_ensure_blas()`` first, while it still holds the GIL.
 """
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer, PyCapsule_IsValid
 
 ctypedef void (*sgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, float*, float*,
@@ -116,3 +117,59 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
     else:
         _dgemm(&tb, &ta, &bm, &bn, &bk, &alpha, <double*>B, &blda, <double*>A, &bldb,
                &beta, C, &bldc)
+
+
+cdef struct _Product:
+    bint trans_a, trans_b
+    Py_ssize_t m, n, k
+    void* A
+    void* B
+    void* C
+
+
+def _gemm_floor(list products, Py_ssize_t calls):
+    """For benchmarks only: run the products `calls` times through `_gemm`, without the GIL.
+
+    products: [(trans_a, trans_b, m, n, k, A, B, C), ...], C := op(A) @ op(B) row-major,
+    A, B, C 1-D C-contiguous arrays of one dtype (float32 or float64) holding at least
+    m*k, k*n and m*n items. The matrix-product time of a training step with no other work:
+    the floor a whole step can approach.
+    """
+    _ensure_blas()
+    cdef Py_ssize_t i, c, count = len(products)
+    cdef _Product* p = <_Product*>PyMem_Malloc(max(count, 1) * sizeof(_Product))
+    if p == NULL:
+        raise MemoryError()
+    cdef bint single = True
+    try:
+        for i, (ta, tb, m, n, k, A, B, C) in enumerate(products):
+            if not (A.dtype == B.dtype == C.dtype and A.dtype.kind == "f"
+                    and A.dtype.itemsize in (4, 8)):
+                raise TypeError("A, B, C must share a float32/float64 dtype")
+            if i > 0 and single != (A.dtype.itemsize == 4):
+                raise TypeError("all products must share one dtype")
+            single = A.dtype.itemsize == 4
+            if (A.ndim != 1 or B.ndim != 1 or C.ndim != 1 or not C.flags.writeable
+                    or not (A.flags.c_contiguous and B.flags.c_contiguous
+                            and C.flags.c_contiguous)
+                    or A.size < m * k or B.size < k * n or C.size < m * n):
+                raise ValueError(f"product {i}: arrays too small or not 1-D C-contiguous")
+            p[i].trans_a, p[i].trans_b, p[i].m, p[i].n, p[i].k = ta, tb, m, n, k
+            p[i].A = <void*><size_t>A.ctypes.data
+            p[i].B = <void*><size_t>B.ctypes.data
+            p[i].C = <void*><size_t>C.ctypes.data
+        with nogil:
+            for c in range(calls):
+                for i in range(count):
+                    if single:
+                        _gemm(p[i].trans_a, p[i].trans_b, p[i].m, p[i].n, p[i].k, <float>1,
+                              <float*>p[i].A, p[i].m if p[i].trans_a else p[i].k,
+                              <float*>p[i].B, p[i].k if p[i].trans_b else p[i].n, <float>0,
+                              <float*>p[i].C, p[i].n)
+                    else:
+                        _gemm(p[i].trans_a, p[i].trans_b, p[i].m, p[i].n, p[i].k, <double>1,
+                              <double*>p[i].A, p[i].m if p[i].trans_a else p[i].k,
+                              <double*>p[i].B, p[i].k if p[i].trans_b else p[i].n, <double>0,
+                              <double*>p[i].C, p[i].n)
+    finally:
+        PyMem_Free(p)
