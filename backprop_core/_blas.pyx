@@ -136,7 +136,7 @@ def _gemm_floor(list products, Py_ssize_t calls):
     the floor a whole step can approach.
     """
     _ensure_blas()
-    cdef Py_ssize_t i, c, count = len(products)
+    cdef Py_ssize_t i, _c, count = len(products)
     cdef _Product* p = <_Product*>PyMem_Malloc(max(count, 1) * sizeof(_Product))
     if p == NULL:
         raise MemoryError()
@@ -159,7 +159,7 @@ def _gemm_floor(list products, Py_ssize_t calls):
             p[i].B = <void*><size_t>B.ctypes.data
             p[i].C = <void*><size_t>C.ctypes.data
         with nogil:
-            for c in range(calls):
+            for _c in range(calls):
                 for i in range(count):
                     if single:
                         _gemm(p[i].trans_a, p[i].trans_b, p[i].m, p[i].n, p[i].k, <float>1,

@@ -111,7 +111,8 @@ def as_targets(
             y = np.ascontiguousarray(y, dtype=dtype)
     _check_rows(y, n_samples, where)
     check_finite(y, "y")
-    if check_range and loss_name == "binary_cross_entropy":
+    # min/max first: reductions allocate nothing, so a valid y costs no temporaries
+    if check_range and loss_name == "binary_cross_entropy" and (y.min() < 0 or y.max() > 1):
         bad = np.flatnonzero(((y < 0) | (y > 1)).any(axis=1))
         if bad.size:
             raise ValueError(
@@ -147,7 +148,7 @@ def _as_labels(
                 )
         y = np.ascontiguousarray(y, dtype=np.int64)
     _check_rows(y, n_samples, where)
-    if check_range and y.size:
+    if check_range and y.size and (y.min() < 0 or y.max() >= n_classes):
         bad_idx = np.flatnonzero((y < 0) | (y >= n_classes))
         if bad_idx.size:
             i = int(bad_idx[0])

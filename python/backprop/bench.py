@@ -345,7 +345,7 @@ def torch_step(threads: int) -> Callable[[Case, Data], Step]:
             loss = loss_fn(net(Xb), yb)
             loss.backward()
             opt.step()
-            return float(loss)
+            return loss.item()  # type: ignore[no-any-return]
 
         return Step(step)
 
