@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +30,12 @@ class Executor:
     def set_adam(
         self, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.0
     ) -> None: ...
-    def step(self, X: NDArray[Any], T: NDArray[Any], mode: int = 2) -> float: ...
+    @overload
+    def step(
+        self, X: NDArray[Any], T: NDArray[Any], mode: int = 2, exact: Literal[False] = False
+    ) -> float: ...
+    @overload
+    def step(self, X: Any, T: Any, mode: int, exact: Literal[True]) -> float | None: ...
     def run_epoch(
         self, X: NDArray[Any], T: NDArray[Any], perm: NDArray[np.int64] | None, batch_size: int
     ) -> float: ...

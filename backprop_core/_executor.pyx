@@ -12,7 +12,8 @@ The executor knows ops and buffers, not layers or models; ``backprop.Sequential`
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cython cimport floating
-from libc.stdint cimport int64_t
+from cpython.buffer cimport PyBUF_STRIDES
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, strchr
 
@@ -472,15 +473,19 @@ cdef class Executor:
         row_bytes[0] = self._itemsize * self.net.n_out
         return _acquire(buf, T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
 
-    def step(self, X, T, int mode=MODE_UPDATE):
+    def step(self, X, T, int mode=MODE_UPDATE, bint exact=False):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
 
         mode 0: loss only; 1: also gradients into dtheta; 2: also an optimizer step.
         T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the dtype.
-        Returns the mean loss.
+        Returns the mean loss. exact=True is the fast path for inputs that need no
+        conversion: it returns None, running nothing, unless X is a finite 2-D C-contiguous
+        (n >= 1, n_in) array of the dtype and T exactly the shape and dtype above (finite).
         """
         if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+        if exact and not self._exact(X, T):
+            return None
         cdef Py_ssize_t n = len(X), row_bytes, bad
         cdef Py_buffer bx, bt
         cdef void* x
@@ -604,11 +609,72 @@ cdef class Executor:
             PyBuffer_Release(&bx)
             PyBuffer_Release(&bo)
 
+    cdef bint _exact(self, X, T) except -1:
+        """True if X, T are exactly what a step reads (see step), with finite values."""
+        cdef Py_buffer bx, bt
+        cdef Py_ssize_t n
+        cdef bint ok
+        cdef bint labels = self.net.loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY
+        if not _view(&bx, X, self._fmt, self._itemsize, 2):
+            return False
+        n = bx.shape[0]
+        ok = n >= 1 and bx.shape[1] == self.net.n_in
+        if ok:
+            ok = (_view(&bt, T, b"lq", sizeof(int64_t), 1) if labels
+                  else _view(&bt, T, self._fmt, self._itemsize, 2))
+            if ok:
+                ok = bt.shape[0] == n and (labels or bt.shape[1] == self.net.n_out)
+                if ok and not labels:
+                    ok = _finite(bt.buf, n * self.net.n_out, self._itemsize)
+                PyBuffer_Release(&bt)
+            if ok:
+                ok = _finite(bx.buf, n * self.net.n_in, self._itemsize)
+        PyBuffer_Release(&bx)
+        return ok
+
     cdef Py_ssize_t _chunk(self, Py_ssize_t chunk, Py_ssize_t N) except -1:
         """Rows per forward pass: at least 1, at most `chunk` unless the buffers already hold
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
         return self.capacity
+
+
+cdef bint _view(Py_buffer* view, obj, const char* kinds, Py_ssize_t itemsize,
+                int ndim) except -1:
+    """Fill *view with obj's C-contiguous buffer and return True if it has `ndim`
+    dimensions and items of a format in `kinds` and size `itemsize`; else release it (if
+    taken) and return False. Never raises for a mismatch: the exact-input test."""
+    cdef const char* fmt
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_STRIDES)
+    except (BufferError, TypeError, ValueError):
+        return False
+    fmt = view.format
+    if fmt != NULL and (fmt[0] == b"@" or fmt[0] == b"="):
+        fmt += 1
+    if (view.ndim == ndim and view.itemsize == itemsize and fmt != NULL and fmt[0] != 0
+            and fmt[1] == 0 and strchr(kinds, fmt[0]) != NULL):
+        return True
+    PyBuffer_Release(view)
+    return False
+
+
+cdef bint _finite(const void* p, Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
+    """No NaN or infinity among count float32 (itemsize 4) or float64 values. A value is
+    non-finite iff its exponent bits are all ones, iff (bits & EXP) + EXP_LSB carries into
+    the sign bit; AND/ADD/OR over the data vectorises (see _checks.pyx)."""
+    cdef Py_ssize_t i
+    cdef const uint32_t* x32 = <const uint32_t*>p
+    cdef const uint64_t* x64 = <const uint64_t*>p
+    cdef uint32_t bad32 = 0
+    cdef uint64_t bad64 = 0
+    if itemsize == 4:
+        for i in range(count):
+            bad32 |= (x32[i] & 0x7f800000u) + 0x00800000u
+        return not (bad32 >> 31)
+    for i in range(count):
+        bad64 |= (x64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
+    return not (bad64 >> 63)
 
 
 cdef bint _in_range(const int64_t* p, Py_ssize_t n) noexcept nogil:

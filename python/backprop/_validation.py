@@ -130,7 +130,7 @@ def _check_rows(y: NDArray[Any], n_samples: int, where: str) -> None:
 def _as_labels(
     y: Any, n_samples: int, n_classes: int, where: str, check_range: bool
 ) -> NDArray[np.int64]:
-    if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1):
+    if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1 and y.flags.c_contiguous):
         y = _as_array(y, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.reshape(-1)

@@ -115,6 +115,12 @@ class Sequential:
 
         X: (batch, n_features_in). Returns the batch's mean loss before the update.
         """
+        if self.loss is not None:
+            # fast path: inputs that need no conversion are checked in C (finiteness too);
+            # anything else (None) takes the full validation below, with its messages
+            loss = self._executor.step(X, y, 2, True)
+            if loss is not None:
+                return loss
         X, y = self._batch(X, y, "train_step", check_range=False)
         return float(self._executor.step(X, y, 2))
 
