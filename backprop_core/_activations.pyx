@@ -77,7 +77,7 @@ cdef void _act_backward(int kind, double alpha, const floating* A, const floatin
                         floating* dZ, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
     """dZ := dA * f'(Z), with f' written from A = f(Z)   A, dA, dZ:(n, m); dZ may be dA."""
     cdef Py_ssize_t i, j, size = n * m
-    cdef floating a, dot, slope = <floating>alpha
+    cdef floating a, d, dot, slope = <floating>alpha
     if kind == ACT_SOFTMAX:
         # dZ[i] = A[i] * (dA[i] - <dA[i], A[i]>)
         for i in range(n):
@@ -87,12 +87,22 @@ cdef void _act_backward(int kind, double alpha, const floating* A, const floatin
             for j in range(m):
                 dZ[i * m + j] = A[i * m + j] * (dA[i * m + j] - dot)
     elif kind == ACT_RELU:
-        for i in range(size):
-            dZ[i] = dA[i] if A[i] > 0 else 0
+        # the load before the select makes the loop branch-free, so it vectorises (the
+        # branchy form mispredicted on every sign change: bench/NOTES.md); in place (the
+        # executor's case) it reads dZ itself, leaving no aliasing for the compiler to check
+        if dZ == dA:
+            for i in range(size):
+                d = dZ[i]
+                dZ[i] = d if A[i] > 0 else 0
+        else:
+            for i in range(size):
+                d = dA[i]
+                dZ[i] = d if A[i] > 0 else 0
     elif kind == ACT_LEAKY_RELU:
         # alpha >= 0 keeps sign(A) == sign(Z), so A tells which side Z was on
         for i in range(size):
-            dZ[i] = dA[i] if A[i] > 0 else slope * dA[i]
+            d = dA[i]
+            dZ[i] = d if A[i] > 0 else slope * d
     elif kind == ACT_SIGMOID:
         for i in range(size):
             a = A[i]
