@@ -23,7 +23,7 @@ def test_exact_inputs_run_and_match_the_validated_path(data):
     X, labels, targets = data
     for loss, y, n_out in ((bp.SoftmaxCrossEntropy(), labels, 4), (bp.MSE(), targets, 2)):
         fast, slow = _model(loss, n_out), _model(loss, n_out)
-        loss_fast = fast._executor.step(X, y, 2, True)
+        loss_fast = fast._executor.step(X, y, 2, None, True)
         assert loss_fast is not None
         # a Fortran-ordered copy is not exact: validated and converted, then stepped
         loss_slow = slow.train_step(np.asfortranarray(X), y)
@@ -61,7 +61,9 @@ def test_anything_else_is_declined_without_running(data):
     model = _model(bp.SoftmaxCrossEntropy(), 4)
     before = [p.copy() for p in model.parameters()]
     for name, (Xc, yc) in _not_exact_cases(X, labels).items():
-        assert model._executor.step(Xc, yc, 2, True) is None, name
+        assert model._executor.step(Xc, yc, 2, None, True) is None, name
+    weights = np.ones(37, np.float32)  # row weights always take the validated path
+    assert model._executor.step(X, labels, 2, weights, True) is None
     assert model._executor.step_count == 0
     for a, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -73,9 +75,9 @@ def test_declined_targets_for_mse(data):
     bad = targets.copy()
     bad[-1, -1] = np.inf
     for yc in (targets.astype(np.float64), targets[:, :1], targets.T.copy().T, bad):
-        assert model._executor.step(X, yc, 2, True) is None
+        assert model._executor.step(X, yc, 2, None, True) is None
     single = _model(bp.MSE(), 1)
-    assert single._executor.step(X, targets[:, 0].copy(), 2, True) is None  # 1-D y: converted
+    assert single._executor.step(X, targets[:, 0].copy(), 2, None, True) is None  # 1-D y: converted
     assert np.isfinite(single.train_step(X, targets[:, 0]))
 
 
@@ -97,5 +99,5 @@ def test_float64_model_fast_path(data):
     X, labels, _ = data
     X64 = X.astype(np.float64)
     model = _model(bp.SoftmaxCrossEntropy(), 4, dtype="float64")
-    assert model._executor.step(X, labels, 2, True) is None  # float32 X: converted
-    assert model._executor.step(X64, labels, 2, True) is not None
+    assert model._executor.step(X, labels, 2, None, True) is None  # float32 X: converted
+    assert model._executor.step(X64, labels, 2, None, True) is not None
