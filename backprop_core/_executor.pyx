@@ -855,7 +855,6 @@ cdef bint _view(Py_buffer* view, obj, const char* kinds, Py_ssize_t itemsize,
     return False
 
 
-
 cdef int _raise_pending() except -1:
     """Hand the exception a signal handler raised inside _epoch (still pending) to Python."""
     return -1
