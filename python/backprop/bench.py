@@ -127,7 +127,13 @@ def blas_report() -> list[dict[str, Any]]:
     rows = []
     for info in threadpool_info():
         path = str(info.get("filepath", ""))
-        owner = next((o for o in ("numpy", "scipy", "torch") if f"{o}" in path.lower()), "?")
+        owners = {
+            "numpy.libs": "numpy",
+            "scipy.libs": "scipy",
+            "torch": "torch",
+            "scikit_learn": "sklearn",
+        }
+        owner = next((o for key, o in owners.items() if key in path), "?")
         rows.append(
             {
                 "owner": owner,
@@ -139,6 +145,29 @@ def blas_report() -> list[dict[str, Any]]:
                 "file": os.path.basename(path),
             }
         )
+    torch = sys.modules.get("torch")
+    if torch is not None:  # torch links its BLAS (MKL) statically: threadpoolctl cannot see it
+        config = torch.__config__.show()
+        blas = next((w for w in config.replace(",", " ").split() if w.startswith("BLAS_INFO=")), "")
+        capability = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in config.splitlines()
+                if "CPU capability" in line
+            ),
+            None,
+        )
+        rows.append(
+            {
+                "owner": "torch",
+                "user_api": "blas",
+                "library": blas.partition("=")[2] or "?",
+                "version": torch.__version__,
+                "kernel": capability,
+                "threads": "1 or 2 (set per tool)",
+                "file": "(linked into libtorch)",
+            }
+        )
     return rows
 
 
@@ -147,6 +176,15 @@ def _load_scipy_blas() -> None:
     from backprop_core._blas import _gemm_floor
 
     _gemm_floor([], 0)
+
+
+def load_average() -> str | None:
+    """The 1, 5 and 15-minute load averages (Linux), to judge how quiet the machine was."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return None
 
 
 def cpu_name() -> str:
@@ -369,6 +407,8 @@ def sklearn_step(case: Case, data: Data) -> Step:
     )
     Xb, yb = data.Xb, data.yb
     if case.loss == "mse":
+        if yb.shape[1] == 1:  # scikit-learn wants a single target as (n,): no warning per call
+            yb = np.ascontiguousarray(yb[:, 0])
         reg = MLPRegressor(**kwargs)
         reg.partial_fit(Xb, yb)
         return Step(lambda: reg.partial_fit(Xb, yb))
@@ -582,6 +622,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runnable = [t for t in tools if not any(s["tool"] == t for s in skipped)]
 
     print(_environment_note(), flush=True)
+    load_before = load_average()
     if args.threads is not None:
         try:
             from threadpoolctl import threadpool_limits
@@ -632,12 +673,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "backprop": backprop.__version__,
             "numpy": np.__version__,
+            "versions": {
+                m: getattr(sys.modules[m], "__version__", "?")
+                for m in ("scipy", "torch", "sklearn")
+                if m in sys.modules
+            },
             "blas": blas_report(),
             "environment": _environment_note(),
             "dtype": "float32",
             "repeat": repeat,
             "min_seconds_per_timing": min_seconds,
             "blas_threads_limit": args.threads,
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         },
         "cases": cases,
         "tools": runnable,
@@ -653,6 +701,10 @@ def print_report(report: dict[str, Any]) -> None:
     meta = report["meta"]
     print()
     print(f"{meta['date']} | {meta['cpu']} | {meta['cpus']} CPUs | Python {meta['python']}")
+    versions = ", ".join(
+        f"{k} {v}" for k, v in {"numpy": meta["numpy"], **meta["versions"]}.items()
+    )
+    print(f"backprop {meta['backprop']}; {versions}")
     for b in meta["blas"]:
         print(
             f"  {b['owner']:>5}: {b['library']} {b['version']} ({b['user_api']}), "
@@ -661,6 +713,11 @@ def print_report(report: dict[str, Any]) -> None:
     if not meta["blas"]:
         print("  BLAS: threadpoolctl not installed, libraries unknown")
     print(meta["environment"])
+    if meta["load_average_before"] is not None:
+        print(
+            f"load average (1, 5, 15 min) before: {meta['load_average_before']}, after: "
+            f"{meta['load_average_after']} (other processes share the CPUs when above 0)"
+        )
     print()
     print("Median time per training step (ratio to backprop train_step in this run):")
     print(table(report))
