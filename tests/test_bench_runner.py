@@ -85,3 +85,19 @@ def test_gemm_floor_computes_the_products(rng):
                 np.testing.assert_allclose(C.reshape(m, n), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="too small"):
         _gemm_floor([(False, False, 4, 4, 4, A[:3], B, C)], 1)
+
+
+def test_targets_arithmetic():
+    res = {("L", "ours"): 1.0, ("L", "torch1"): 2.0, ("L", "torch2"): 0.5}
+    res |= {("L", "numpy"): 3.0, ("L", "gemm"): 0.95}
+    one = {r["target"]: r for r in bench.targets(res, 0.2, threads=1) if r["case"] == "L"}
+    assert one["PyTorch 1 thread / train_step > 1"]["measured"] == 2.0
+    assert one["PyTorch 1 thread / train_step > 1"]["pass"] is True
+    assert one["train_step / GEMM floor <= 1.10"]["measured"] == pytest.approx(1 / 0.95)
+    assert one["train_step / GEMM floor <= 1.10"]["pass"] is True
+    assert one["NumPy / train_step > 1"]["pass"] is True
+    best = {r["target"]: r for r in bench.targets(res, 0.2) if r["case"] in ("L", "-")}
+    assert best["best PyTorch / train_step > 1"]["measured"] == 0.5
+    assert best["best PyTorch / train_step > 1"]["pass"] is False
+    assert best["import backprop < 0.15 s"]["pass"] is False
+    assert not any(r["case"] == "M" for r in bench.targets(res, None))  # M not run

@@ -470,8 +470,16 @@ def available(tool: str) -> str | None:
 # -- targets -----------------------------------------------------------------------------------
 
 
-def targets(results: dict[tuple[str, str], float], import_s: float | None) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured figure and pass/fail (None: not measured)."""
+def targets(
+    results: dict[tuple[str, str], float], import_s: float | None, threads: int | None = None
+) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured figure and pass/fail (None: not measured).
+
+    threads: the BLAS thread limit of the run (--threads); PyTorch is then compared at that
+    thread count (1 or 2), and otherwise at its faster one.
+    """
+    torch_tools = {1: ["torch1"], 2: ["torch2"]}.get(threads or 0, ["torch1", "torch2"])
+    torch_name = {1: "PyTorch 1 thread", 2: "PyTorch 2 threads"}.get(threads or 0, "best PyTorch")
 
     def get(case: str, tool: str) -> float | None:
         return results.get((case, tool))
@@ -520,9 +528,9 @@ def targets(results: dict[tuple[str, str], float], import_s: float | None) -> li
             ratio(get(c, "ours"), get(c, "gemm")),
             lambda v: v <= 1.10,
         )
-        torch_times = [t for t in (get(c, "torch1"), get(c, "torch2")) if t is not None]
+        torch_times = [t for t in (get(c, tool) for tool in torch_tools) if t is not None]
         best_torch = min(torch_times) if torch_times else None
-        add(c, "best PyTorch / train_step > 1", ratio(best_torch, get(c, "ours")), lambda v: v > 1)
+        add(c, f"{torch_name} / train_step > 1", ratio(best_torch, get(c, "ours")), lambda v: v > 1)
         add(c, "NumPy / train_step > 1", ratio(get(c, "numpy"), get(c, "ours")), lambda v: v > 1)
     add("-", f"import backprop < {IMPORT_TARGET} s", import_s, lambda v: v < IMPORT_TARGET)
     return [r for r in rows if r["case"] == "-" or any(k[0] == r["case"] for k in results)]
@@ -592,7 +600,13 @@ def plot(report: dict[str, Any], path: str) -> None:
     ax.set_xticklabels([f"{c}\n{CASES[c].label}\nbatch {CASES[c].batch}" for c in cases])
     ax.set_ylabel("time per training step (µs, log scale)")
     meta = report["meta"]
-    ax.set_title(f"float32 training step, {meta['date']}, {meta['cpu']}", fontsize=9)
+    threads = meta["blas_threads_limit"]
+    blas = f"BLAS {threads} thread(s)" if threads else "BLAS threads as loaded"
+    ax.set_title(
+        f"float32 training step, {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs), {blas}, "
+        f"load {meta['load_average_before']}",
+        fontsize=8,
+    )
     ax.legend(fontsize=7, ncol=2)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.tight_layout()
@@ -692,7 +706,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "skipped": skipped,
         "import_time": imp,
-        "targets": targets(measured, None if imp is None else imp["import_seconds"]),
+        "targets": targets(measured, None if imp is None else imp["import_seconds"], args.threads),
     }
     return report
 
