@@ -1,15 +1,16 @@
 """Side-by-side timing of one training step: this library, plain NumPy, PyTorch, scikit-learn.
 
     python -m backprop.bench [--cases T,S,M,L,XL] [--tools ...] [--repeat 7] [--quick]
-                             [--json PATH] [--plot PATH.png]
+                             [--threads N] [--json PATH] [--plot PATH.png]
 
 Every tool runs the same step (forward, loss, backward, in-place SGD update of all weights,
-one float32 mini-batch) in this one process; each figure is the median over repeated timings
-after a warm-up, with its ratio to this library's `train_step` from the same run. The GEMM
-floor is the time of the step's matrix products alone, through the same BLAS path the
-library uses: each layer's forward product, input-gradient product (not for the first layer)
-and weight-gradient product. Needs the `bench` extra (torch, scikit-learn, threadpoolctl,
-matplotlib); a tool whose package is missing is skipped with a note.
+one float32 mini-batch) in this one process. Each figure is the median over repeated
+timings after a warm-up, with its ratio to this library's `train_step` from the same run;
+the tools of a case take turns, so a change in the machine's load hits them alike. The
+GEMM floor is the time of the step's matrix products alone, through the same BLAS path the
+library uses: each layer's forward product, input-gradient product (not for the first
+layer) and weight-gradient product. Needs the `bench` extra (torch, scikit-learn,
+threadpoolctl, matplotlib); a tool whose package is missing is skipped with a note.
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, make OpenBLAS pick another kernel or
 blocking than it would for this CPU; the runner re-executes itself without them (its own
@@ -228,21 +229,21 @@ def import_time(runs: int) -> dict[str, float]:
 # -- timing ------------------------------------------------------------------------------------
 
 
-def median_time(fn: Callable[[], object], repeat: int, min_seconds: float) -> tuple[float, int]:
-    """Median seconds per call of fn over `repeat` timings of enough calls to last about
-    min_seconds each, after two warm-up calls. Returns (median, calls per timing)."""
+def calibrate(fn: Callable[[], object], min_seconds: float) -> int:
+    """After two warm-up calls, how many calls of fn last about min_seconds."""
     fn()
     start = time.perf_counter()
     fn()
     one = max(time.perf_counter() - start, 1e-9)
-    calls = max(1, int(min_seconds / one))
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times), calls
+    return max(1, int(min_seconds / one))
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    """One timing: mean seconds per call over `calls` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 @dataclass
@@ -652,26 +653,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         data = make_data(case, fit_batches(case, args.quick))
         build_ours(case, data)  # data.init: the initial weights every tool starts from
         case_repeat = min(repeat, 3) if name == "XL" else repeat
+        steps: dict[str, Step] = {}
+        calls: dict[str, int] = {}
         for tool in runnable:
             if tool == "sklearn" and name == "XL":
                 skipped.append({"tool": tool, "case": name, "reason": "not run on XL (too slow)"})
                 continue
-            step = BUILDERS[tool](case, data)
-            seconds, calls = median_time(step.call, case_repeat, min_seconds)
-            seconds /= step.steps
+            steps[tool] = BUILDERS[tool](case, data)
+            calls[tool] = calibrate(steps[tool].call, min_seconds)
+        # round-robin: a change in the machine's load during a case hits every tool alike
+        times: dict[str, list[float]] = {tool: [] for tool in steps}
+        for _ in range(case_repeat):
+            for tool, step in steps.items():
+                times[tool].append(seconds_per_call(step.call, calls[tool]) / step.steps)
+        for tool, step in steps.items():
+            seconds = statistics.median(times[tool])
             measured[(name, tool)] = seconds
             results.append(
                 {
                     "case": name,
                     "tool": tool,
                     "seconds": seconds,
-                    "calls_per_timing": calls,
+                    "calls_per_timing": calls[tool],
                     "repeats": case_repeat,
                     "steps_per_call": step.steps,
                 }
             )
             print(f"  {name:>2} {TOOL_TITLES[tool]:<26} {fmt_time(seconds):>10}", flush=True)
-            del step
+        del steps
     for r in results:
         ours = measured.get((r["case"], "ours"))
         r["ratio_to_ours"] = None if ours is None else r["seconds"] / ours
