@@ -12,7 +12,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import Executor
 
-from ._validation import as_features, as_targets, check_int, resolve_dtype
+from ._validation import as_features, as_targets, check_int, check_seed, resolve_dtype
 from .layers import Activation, Dense, Layer
 from .losses import Loss
 from .optimizers import Optimizer
@@ -54,7 +54,7 @@ class Sequential:
                 )
         self.layers = layers
         self.dtype = resolve_dtype(dtype)
-        self.seed = seed
+        self.seed = check_seed(seed, "Sequential: seed")
         self._rng = np.random.default_rng(seed)
         n_params = sum(layer.n_params for _, layer in dense)
         self._theta = np.zeros(n_params, dtype=self.dtype)
@@ -185,6 +185,7 @@ class Sequential:
         epochs = check_int(epochs, "fit: epochs", 0)
         batch_size = check_int(batch_size, "fit: batch_size", 1)
         verbose = check_int(verbose, "fit: verbose", 0)
+        seed = check_seed(seed, "fit: seed")
         X, y = self._batch(X, y, "fit")
         val = None
         if validation_data is not None:
