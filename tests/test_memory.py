@@ -14,9 +14,15 @@ import pytest
 
 import backprop as bp
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc/self/statm"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc/self/statm"
+    ),
+    pytest.mark.skipif(
+        "libasan" in os.environ.get("LD_PRELOAD", ""),
+        reason="under AddressSanitizer freed memory sits in its quarantine",
+    ),
+]
 BOUND_MB = 20
 
 
