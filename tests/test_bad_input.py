@@ -465,3 +465,55 @@ def test_fit_arguments_out_of_range(kwargs, exc, match):
 def test_dropout_p_outside_unit_interval(p):
     with pytest.raises(ValueError, match=r"Dropout: p must be (in \[0.0, 1.0\)|finite)"):
         bp.Dropout(p)
+
+
+# -- sample_weight -------------------------------------------------------------------------
+
+
+SW_ENTRIES = ["train_step", "gradients", "fit", "evaluate"]
+
+
+@pytest.mark.parametrize("entry", SW_ENTRIES)
+@pytest.mark.parametrize(
+    "w,exc,match",
+    [
+        (np.ones((6, 1)), ValueError, r"sample_weight must be 1-D \(n_samples,\), got shape"),
+        (np.ones(5), ValueError, r"X has 6 samples but sample_weight has 5"),
+        ([1, 1, np.nan, 1, 1, 1], ValueError, r"sample_weight holds NaN or infinity in row 2"),
+        ([1, 1, 1, -0.5, 1, 1], ValueError, r"sample_weight must be >= 0; sample_weight\[3\]"),
+        (np.zeros(6), ValueError, r"sample_weight must have a positive sum"),
+        (np.ones(6, complex), TypeError, r"sample_weight must be real"),
+        (np.full(6, "1"), TypeError, r"sample_weight must hold numbers"),
+        (np.full(6, 2**53 + 1), ValueError, r"sample_weight holds the integer 9007199254740993"),
+    ],
+    ids=["2-D", "length", "nan", "negative", "zero-sum", "complex", "str", "inexact-int"],
+)
+def test_bad_sample_weight(entry, w, exc, match):
+    X, y = data()
+    model = make()
+    before = snapshot(model)
+    with pytest.raises(exc, match=rf"{where(entry)}: {match}"):
+        call_weighted(model, entry, X, y, w)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("entry", SW_ENTRIES)
+@pytest.mark.parametrize("layout", ["fortran-ish", "negative-stride", "int", "read-only"])
+def test_sample_weight_layouts_and_integer_weights(entry, layout):
+    X, y = data()
+    w = np.array([1.0, 2.0, 0.0, 3.0, 1.0, 1.0])
+    given = {
+        "fortran-ish": np.repeat(w, 2)[::2],
+        "negative-stride": w[::-1].copy()[::-1],
+        "int": w.astype(np.int32),
+        "read-only": w.copy(),
+    }[layout]
+    given.flags.writeable = layout != "read-only"
+    assert_same(call_weighted(make(), entry, X, y, given), call_weighted(make(), entry, X, y, w))
+
+
+def call_weighted(model, entry, X, y, w):
+    if entry == "fit":
+        model.fit(X, y, epochs=2, batch_size=4, seed=0, sample_weight=w)
+        return [p.copy() for p in model.parameters()]
+    return getattr(model, entry)(X, y, sample_weight=w)

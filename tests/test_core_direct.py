@@ -105,17 +105,26 @@ KERNELS = {
         lambda a: core.activation_backward("softmax", *a),
         [("A", "nm", "in", "F"), ("dA", "nm", "in", "F"), ("dZ", "nm", "out", "F")],
     ),
-    "mse_loss": (
-        lambda a: core.mse_loss(*a),
-        [("Y", "nm", "in", "F"), ("T", "nm", "in", "F"), ("G", "nm", "out", "F")],
-    ),
-    "binary_cross_entropy_loss": (
-        lambda a: core.binary_cross_entropy_loss(*a),
-        [("Z", "nm", "in", "F"), ("T", "nm", "in", "F"), ("G", "nm", "out", "F")],
-    ),
+    **{
+        loss: (
+            (lambda f: lambda a: f(*a))(getattr(core, loss)),
+            [
+                ("Y", "nm", "in", "F"),
+                ("T", "nm", "in", "F"),
+                ("G", "nm", "out", "F"),
+                ("w", "n", "in", "F"),
+            ],
+        )
+        for loss in ("mse_loss", "mae_loss", "huber_loss", "binary_cross_entropy_loss")
+    },
     "softmax_cross_entropy_loss": (
         lambda a: core.softmax_cross_entropy_loss(*a),
-        [("Z", "nm", "in", "F"), ("labels", "n", "in", "i64"), ("G", "nm", "out", "F")],
+        [
+            ("Z", "nm", "in", "F"),
+            ("labels", "n", "in", "i64"),
+            ("G", "nm", "out", "F"),
+            ("w", "n", "in", "F"),
+        ],
     ),
     "sgd_update": (
         lambda a: core.sgd_update(*a, lr=0.1, momentum=0.9),
@@ -170,7 +179,7 @@ def arrays(args, change=None):
     return [None if change and change == (k, "None") else g.array for k, g in enumerate(args)]
 
 
-OPTIONAL = {"dX", "G"}  # None skips them (velocity is needed: the calls use momentum 0.9)
+OPTIONAL = {"dX", "G", "w"}  # None skips them (velocity is needed: the calls use momentum 0.9)
 # first_nonfinite_row takes any 2-D C-contiguous float array, so it has no shape to mismatch
 FREE = {"first_nonfinite_row": {"short", "long", "mixed-dtype"}}
 
@@ -259,7 +268,13 @@ def test_empty_and_single_row_batches(n):
             assert (args[3].array == 0).all() if n == 0 else np.isfinite(args[3].array).all()
         if kernel == "first_nonfinite_row":
             assert result == -1
-    for kernel in ("mse_loss", "binary_cross_entropy_loss", "softmax_cross_entropy_loss"):
+    for kernel in (
+        "mse_loss",
+        "mae_loss",
+        "huber_loss",
+        "binary_cross_entropy_loss",
+        "softmax_cross_entropy_loss",
+    ):
         call, spec = KERNELS[kernel]
         args = build(spec, np.float64, sizes)
         if n == 0:
@@ -282,6 +297,8 @@ def test_label_out_of_range_is_refused_by_the_kernel(label):
 
 def test_bad_scalars():
     p, g, m, v = (np.zeros(3) for _ in range(4))
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        core.huber_loss(np.zeros((2, 2)), np.zeros((2, 2)), delta=0.0)
     with pytest.raises(ValueError, match="t must be >= 1"):
         core.adam_update(p, g, m, v, t=0)
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
@@ -432,6 +449,11 @@ def test_executor_refuses_mismatched_call_buffers():
         "out read-only": lambda: ex.predict(X, read_only),
         "out None": lambda: ex.predict(X, None),
         "evaluate T short": lambda: ex.evaluate(X, T[:2]),
+        "W short": lambda: ex.step(X, T, 2, np.ones(3)),
+        "W long": lambda: ex.run_epoch(X, T, None, 2, np.ones(5)),
+        "W float32": lambda: ex.evaluate(X, T, 8, np.ones(4, np.float32)),
+        "W strided": lambda: ex.step(X, T, 1, np.ones(8)[::2]),
+        "W 2-D": lambda: ex.step(X, T, 1, np.ones((4, 2))),
     }
     before = theta.array.copy()
     failures = []
@@ -483,6 +505,9 @@ def test_executor_chunk_below_one_is_one():
         ([("dense", 3, 4, -1, 12)], "outside theta"),
         ([("dense", 0, 4, 0, 12)], "widths must be >= 1"),
         ([("dense", 3, 4, 0, 12), ("gelu", 4, 0.0)], "unknown activation"),
+        ([("dense", 3, 4, 0, 12), ("dropout", 4, 1.0)], "dropout probability"),
+        ([("dense", 3, 4, 0, 12), ("dropout", 4, -0.5)], "dropout probability"),
+        ([("dense", 3, 4, 0, 12), ("dropout", 5, 0.5)], "does not match"),
         ([("dense", 3, 4)], "values to unpack"),
     ],
 )
