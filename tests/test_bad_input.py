@@ -517,3 +517,37 @@ def call_weighted(model, entry, X, y, w):
         model.fit(X, y, epochs=2, batch_size=4, seed=0, sample_weight=w)
         return [p.copy() for p in model.parameters()]
     return getattr(model, entry)(X, y, sample_weight=w)
+
+
+# -- results that overflow -----------------------------------------------------------------
+
+
+def overflowing():
+    """A model whose forward pass overflows float32 on a finite input: 3e38 * 10."""
+    model = bp.Sequential([bp.Dense(3, 4), bp.ReLU(), bp.Dense(4, 3)], seed=0)
+    model.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1))
+    for layer in model.layers[::2]:
+        layer.W[...] = 10.0
+    X, y = data()
+    X[1, 2] = 3e38  # finite in float32
+    return model, X, y
+
+
+@pytest.mark.parametrize("entry", ["predict", "predict_proba", "evaluate", "gradients"])
+def test_an_overflowing_result_is_refused_not_returned(entry):
+    """The call raises FloatingPointError instead of handing back inf or NaN."""
+    model, X, y = overflowing()
+    before = snapshot(model)
+    with pytest.raises(FloatingPointError, match=rf"{where(entry)}: .* is not finite"):
+        call(model, entry, X, y)
+    assert_unchanged(model, before)
+    X[1, 2] = 1.0
+    assert np.isfinite(model.evaluate(X, y))  # still usable
+
+
+def test_train_step_refuses_an_overflowing_step_and_changes_nothing():
+    model, X, y = overflowing()
+    before = snapshot(model)
+    with pytest.raises(FloatingPointError):
+        model.train_step(X, y)
+    assert_unchanged(model, before)

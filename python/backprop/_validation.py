@@ -102,6 +102,18 @@ def check_finite(a: NDArray[Any], name: str, source: NDArray[Any] | None = None)
     raise ValueError(f"{name} holds NaN or infinity in row {row}: {a[row]!r}")
 
 
+def check_result(a: NDArray[Any], what: str, where: str) -> None:
+    """Refuse a computed result that overflowed: FloatingPointError naming the row.
+    a: (n, m) float, C order (a scalar loss: shape (1, 1))."""
+    row = first_nonfinite_row(a)
+    if row >= 0:
+        at = f" in row {row}" if a.shape[0] > 1 else ""
+        raise FloatingPointError(
+            f"{where}: {what} is not finite{at} (an overflow in {a.dtype}: are the inputs or "
+            "weights far too large?)"
+        )
+
+
 def as_features(
     X: Any, dtype: np.dtype[Any], n_features: int, where: str, first_layer: str = "the model"
 ) -> NDArray[Any]:

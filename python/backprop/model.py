@@ -17,6 +17,7 @@ from ._validation import (
     as_sample_weight,
     as_targets,
     check_int,
+    check_result,
     check_seed,
     resolve_dtype,
 )
@@ -155,6 +156,7 @@ class Sequential:
         X, y = self._batch(X, y, "gradients", check_range=False)
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "gradients")
         self._executor.step(X, y, 1, w)
+        check_result(self._dtheta.reshape(1, -1), "a gradient", "gradients")
         return [
             (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
         ]
@@ -163,13 +165,16 @@ class Sequential:
         """Mean loss over (X, y) (weighted by sample_weight), without gradients or dropout."""
         X, y = self._batch(X, y, "evaluate")
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "evaluate")
-        return float(self._executor.evaluate(X, y, 1024, w))
+        loss = self._executor.evaluate(X, y, 1024, w)
+        check_result(np.full((1, 1), loss), "the loss", "evaluate")
+        return float(loss)
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
         X = as_features(X, self.dtype, self.n_features_in, "predict", self._first_layer)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._executor.predict(X, out)
+        check_result(out, "the network's output", "predict")
         return out
 
     def predict_proba(self, X: Any) -> Array:
