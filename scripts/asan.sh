@@ -29,8 +29,9 @@ fi
 echo "== building backprop_core with -fsanitize=address in $OUT"
 mkdir -p "$OUT/src/backprop_core"
 cp -p "$ROOT/setup.py" "$OUT/src/"
-cp -p "$ROOT"/backprop_core/*.pyx "$ROOT"/backprop_core/*.pxd "$ROOT"/backprop_core/*.py \
-    "$ROOT"/backprop_core/*.pyi "$ROOT/backprop_core/py.typed" "$OUT/src/backprop_core/"
+for f in "$ROOT"/backprop_core/*; do  # sources and headers; not the normal build's output
+    case "$f" in *.so | *.c | *.pyd | */__pycache__) ;; *) cp -p "$f" "$OUT/src/backprop_core/" ;; esac
+done
 (cd "$OUT/src" && CC="$CC" BACKPROP_ASAN=1 "$PYTHON" setup.py -q build_ext --inplace)
 
 # `import backprop_core` must find the sanitized build, never the checkout's own: pytest runs

@@ -460,7 +460,6 @@ def test_fit_arguments_out_of_range(kwargs, exc, match):
     assert_unchanged(model, before)
 
 
-@pytest.mark.skipif(not hasattr(bp, "Dropout"), reason="Dropout has not landed yet")
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan")])
 def test_dropout_p_outside_unit_interval(p):
     with pytest.raises(ValueError, match=r"Dropout: p must be (in \[0.0, 1.0\)|finite)"):
