@@ -170,7 +170,7 @@ def test_history_lengths_and_validation_loss() -> None:
     # val_loss is measured after each epoch: the last one is the trained model's loss
     assert history.val_loss[-1] == pytest.approx(model.evaluate(Xv, yv), rel=1e-12)
     assert history.val_loss[-1] != history.val_loss[0]
-    assert set(history.as_dict()) == {"loss", "val_loss", "epoch_time"}
+    assert set(history.as_dict()) == {"loss", "val_loss", "lr", "epoch_time"}
 
     plain = _regression_model().fit(X, y, epochs=4, batch_size=8, seed=0)
     assert plain.val_loss == []

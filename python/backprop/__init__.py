@@ -6,11 +6,22 @@ model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
 history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
+from .callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    StepDecay,
+)
 from .gradcheck import gradcheck
 from .layers import Activation, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
+from .serialization import ModelFileError
+from .serialization import load_model as load
 from .training import History
 
 __version__ = "0.1.0"
@@ -21,18 +32,27 @@ __all__ = [
     "Activation",
     "Adam",
     "BinaryCrossEntropy",
+    "Callback",
+    "CosineDecay",
     "Dense",
+    "EarlyStopping",
+    "ExponentialDecay",
     "History",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "LearningRateScheduler",
     "Loss",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Optimizer",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "StepDecay",
     "Tanh",
     "gradcheck",
+    "load",
 ]

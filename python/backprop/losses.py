@@ -50,6 +50,10 @@ class Loss:
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON types), for model.save."""
+        return {}
+
     def _outputs(self, y_pred: Any) -> Array:
         Y = np.asarray(y_pred)
         if Y.ndim == 1:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import time
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import Executor
 
-from ._validation import as_features, as_targets, check_int, resolve_dtype
+from ._validation import as_features, as_targets, check_int, check_range, resolve_dtype
 from .layers import Activation, Dense, Layer
 from .losses import Loss
 from .optimizers import Optimizer
-from .training import History, report_epoch
+from .training import History, Progress, check_metrics, compute_metrics
+
+if TYPE_CHECKING:
+    from .callbacks import Callback
 
 Array = NDArray[Any]
 
@@ -73,11 +79,23 @@ class Sequential:
         self._executor = Executor(ops, self._theta, self._dtheta)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
+        self.metrics: tuple[str, ...] = ()
+        #: the History of the last fit() call, also when it was interrupted
+        self.history: History | None = None
+        #: a callback sets this to True to end fit() after the current epoch
+        self.stop_training = False
 
     # -- set-up ----------------------------------------------------------------------------
 
-    def compile(self, loss: Loss, optimizer: Optimizer | None = None) -> Sequential:
-        """Choose the loss and the optimizer (fresh optimizer state). Returns self."""
+    def compile(
+        self,
+        loss: Loss,
+        optimizer: Optimizer | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> Sequential:
+        """Choose the loss, the optimizer (fresh optimizer state) and the metrics that
+        evaluate(return_dict=True) and fit's validation report: "accuracy" for the
+        cross-entropy losses, "r2" and "mae" for regression. Returns self."""
         if not isinstance(loss, Loss):
             raise TypeError(f"compile: loss must be a Loss (MSE(), ...), got {loss!r}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -94,10 +112,11 @@ class Sequential:
                 f"compile: {loss!r} takes logits and applies {last.name} itself; remove the "
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
+        metric_names = check_metrics(metrics, loss.name)
         self._executor.set_loss(loss.name)
         if optimizer is not None:
             optimizer._attach(self._executor)
-        self.loss, self.optimizer = loss, optimizer
+        self.loss, self.optimizer, self.metrics = loss, optimizer, metric_names
         return self
 
     def parameters(self) -> list[Array]:
@@ -126,10 +145,26 @@ class Sequential:
             (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
         ]
 
-    def evaluate(self, X: Any, y: Any) -> float:
-        """Mean loss over (X, y), without gradients."""
+    @overload
+    def evaluate(self, X: Any, y: Any, *, return_dict: Literal[False] = ...) -> float: ...
+
+    @overload
+    def evaluate(self, X: Any, y: Any, *, return_dict: Literal[True]) -> dict[str, float]: ...
+
+    def evaluate(self, X: Any, y: Any, *, return_dict: bool = False) -> float | dict[str, float]:
+        """Mean loss over (X, y), without gradients; with return_dict=True,
+        {"loss": ..., <metric>: ...} for the metrics given to compile()."""
         X, y = self._batch(X, y, "evaluate")
-        return float(self._executor.evaluate(X, y))
+        if not return_dict:
+            return float(self._executor.evaluate(X, y))
+        return self._scores(X, y)
+
+    def _scores(self, X: Array, y: Array, prefix: str = "") -> dict[str, float]:
+        """Loss and metrics of validated (X, y), keys prefixed (e.g. "val_")."""
+        scores = {"loss": float(self._executor.evaluate(X, y))}
+        if self.metrics and self.loss is not None:
+            scores |= compute_metrics(self.metrics, self.predict(X), y, self.loss.name, None)
+        return {prefix + k: v for k, v in scores.items()}
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
@@ -167,16 +202,30 @@ class Sequential:
         batch_size: int = 32,
         shuffle: bool = True,
         validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        callbacks: Sequence[Callback] | None = None,
+        on_nonfinite: str = "raise",
         verbose: int = 0,
         seed: int | None = None,
     ) -> History:
-        """Mini-batch training for `epochs` passes over (X, y); returns the History.
+        """Mini-batch training for `epochs` passes over (X, y); returns the History (also
+        kept as model.history).
 
         Each epoch runs in one compiled call: batches in a fresh random order when shuffle
         (drawn from `seed`, or else from the model's seed stream), the last batch smaller
         when batch_size does not divide n_samples. History.loss[i] is the mean over the
-        epoch's batch losses, weighted by batch size; val_loss is measured after the epoch.
-        verbose=1 prints one line per epoch; verbose=0 prints nothing.
+        epoch's batch losses, weighted by batch size; val_loss (and val_<metric> for the
+        compiled metrics) is measured after the epoch on validation_data, or on the last
+        validation_split fraction of the rows (taken before any shuffling, as Keras does).
+        callbacks: Callback objects run between epochs (EarlyStopping, ModelCheckpoint,
+        learning-rate schedules, your own).
+        on_nonfinite: when a batch's loss or gradient becomes NaN/inf, "raise" a
+        FloatingPointError, or "stop" training with a RuntimeWarning and return the History
+        so far; either way the model keeps the weights of the last finite step.
+        Ctrl-C (KeyboardInterrupt) leaves the model usable with the weights of the last
+        completed step and the History so far in model.history, then propagates.
+        verbose: 0 prints nothing; 1 a progress bar over the epochs (tqdm, in a terminal)
+        or else one line per epoch; 2 one line per epoch.
         """
         if self.optimizer is None:
             raise RuntimeError(
@@ -185,31 +234,84 @@ class Sequential:
         epochs = check_int(epochs, "fit: epochs", 0)
         batch_size = check_int(batch_size, "fit: batch_size", 1)
         verbose = check_int(verbose, "fit: verbose", 0)
+        if on_nonfinite not in ("raise", "stop"):
+            raise ValueError(f"fit: on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
+        split = check_range(validation_split, "fit: validation_split", 0.0, 1.0)
         X, y = self._batch(X, y, "fit")
         val = None
         if validation_data is not None:
+            if split:
+                raise ValueError("fit: give validation_data or validation_split, not both")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("fit: validation_data must be a pair (X_val, y_val)")
             val = self._batch(*validation_data, where="fit (validation_data)")
-        rng = self._rng if seed is None else np.random.default_rng(seed)
-        history = History()
-        n = X.shape[0]
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            perm = rng.permutation(n) if shuffle else None
-            loss = float(self._executor.run_epoch(X, y, perm, batch_size))
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"fit: the loss became {loss} in epoch {epoch}: training diverged "
-                    f"(try a smaller learning rate than {self.optimizer.lr})"
+        elif split:
+            n_train = math.floor(X.shape[0] * (1.0 - split))
+            if not 0 < n_train < X.shape[0]:
+                raise ValueError(
+                    f"fit: validation_split={validation_split} of {X.shape[0]} samples leaves "
+                    f"{n_train} for training and {X.shape[0] - n_train} for validation; "
+                    "both need at least one"
                 )
-            history.loss.append(loss)
-            if val is not None:
-                history.val_loss.append(float(self._executor.evaluate(*val)))
-            history.epoch_time.append(time.perf_counter() - start)
-            if verbose:
-                report_epoch(history, epoch, epochs, n)
+            val = (X[n_train:], y[n_train:])
+            X, y = X[:n_train], y[:n_train]
+        from .callbacks import as_callbacks  # imports this module
+
+        hooks = as_callbacks(callbacks, self)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        n = X.shape[0]
+        history = self.history = History()
+        progress = Progress(verbose, epochs, n)
+        self.stop_training = False
+        try:
+            for hook in hooks:
+                hook.on_train_begin({})
+            for epoch in range(epochs):
+                for hook in hooks:
+                    hook.on_epoch_begin(epoch, {})
+                if self._stop_requested():
+                    history.stop_reason = "callback"
+                    break
+                lr = self.optimizer.lr
+                start = time.perf_counter()
+                perm = rng.permutation(n) if shuffle else None
+                try:
+                    logs = {"loss": float(self._executor.run_epoch(X, y, perm, batch_size))}
+                    if not math.isfinite(logs["loss"]):
+                        raise FloatingPointError(f"the epoch's mean loss is {logs['loss']}")
+                    if val is not None:
+                        logs |= self._scores(*val, prefix="val_")
+                except FloatingPointError as e:
+                    message = (
+                        f"fit: training diverged in epoch {epoch + 1} ({e}); the model keeps "
+                        f"the weights of the last finite step (try a learning rate below {lr})"
+                    )
+                    if on_nonfinite == "raise":
+                        raise FloatingPointError(message) from e
+                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+                    history.stop_reason = "non-finite"
+                    break
+                logs["lr"] = lr
+                logs["epoch_time"] = time.perf_counter() - start
+                history.records.append(logs)
+                progress.epoch_end(epoch + 1, logs)
+                for hook in hooks:
+                    hook.on_epoch_end(epoch, dict(logs))
+                if self._stop_requested():
+                    history.stop_reason = "callback"
+                    break
+        except KeyboardInterrupt:
+            history.stop_reason = "interrupted"
+            raise
+        finally:
+            progress.close()
+        for hook in hooks:
+            hook.on_train_end({})
         return history
+
+    def _stop_requested(self) -> bool:
+        # a method, not an inline test: callbacks change the attribute behind mypy's back
+        return bool(self.stop_training)
 
     # -- copies ----------------------------------------------------------------------------
 
@@ -225,6 +327,13 @@ class Sequential:
         if self.loss is not None:
             model.compile(self.loss)
         return model
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write architecture, weights, loss, metrics and optimizer state to one .npz file,
+        atomically; backprop.load(path) restores it (see backprop.serialization)."""
+        from .serialization import save_model  # imports this module
+
+        save_model(self, path)
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
