@@ -2,7 +2,9 @@
 
 An epoch is one compiled call, so callbacks see epochs, never batches. In each hook,
 `epoch` is the 0-based index of the epoch within the current fit() call, and `logs` holds
-that epoch's record (loss, val_loss, val_<metric>, lr, epoch_time) at on_epoch_end.
+that epoch's record (loss, val_loss, val_<metric>, lr, epoch_time) at on_epoch_end: the
+very dict stored in the History, passed to the callbacks in list order, so a callback may
+add an entry (a custom score) that later callbacks monitor and the History keeps.
 A callback stops training by setting `self.model.stop_training = True`; fit() checks it
 after on_epoch_begin (the epoch is then skipped) and after on_epoch_end.
 """

@@ -295,8 +295,8 @@ class Sequential:
                 logs["epoch_time"] = time.perf_counter() - start
                 history.records.append(logs)
                 progress.epoch_end(epoch + 1, logs)
-                for hook in hooks:
-                    hook.on_epoch_end(epoch, dict(logs))
+                for hook in hooks:  # one dict: a hook may add entries that later ones read
+                    hook.on_epoch_end(epoch, logs)
                 if self._stop_requested():
                     history.stop_reason = "callback"
                     break
