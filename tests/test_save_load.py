@@ -338,3 +338,28 @@ def test_load_from_an_in_memory_copy_matches(tmp_path) -> None:
         names = sorted(zf.namelist())
     expected = ["__backprop__", "format_version", "config", "theta", "opt_m", "opt_v"]
     assert names == sorted(f"{name}.npy" for name in expected)
+
+
+@pytest.mark.parametrize("loss", [bp.MAE(), bp.Huber(delta=0.7), bp.MSE()], ids=repr)
+def test_round_trip_with_dropout_regression_losses_and_eval_mode(tmp_path, loss) -> None:
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 2))
+    model = bp.Sequential(
+        [bp.Dense(4, 16), bp.ReLU(), bp.Dropout(0.25), bp.Dense(16, 2)], dtype="float64", seed=2
+    )
+    model.compile(loss, bp.Adam(lr=1e-2), metrics=["r2", "mae"])
+    model.fit(X, y, epochs=2, batch_size=8)
+    model.eval()  # saved in eval mode: training goes on without dropout masks
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert not loaded.training and repr(loaded.layers[2]) == "Dropout(p=0.25)"
+    assert repr(loaded.loss) == repr(loss) and loaded.metrics == ("r2", "mae")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.evaluate(X, y, return_dict=True) == model.evaluate(X, y, return_dict=True)
+    h1 = model.fit(X, y, epochs=2, batch_size=8)
+    h2 = loaded.fit(X, y, epochs=2, batch_size=8)
+    assert h1.loss == h2.loss
+    np.testing.assert_array_equal(loaded._theta, model._theta)
+    model.train()
+    model.save(tmp_path / "train.npz")
+    assert bp.load(tmp_path / "train.npz").training

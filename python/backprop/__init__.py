@@ -16,8 +16,19 @@ from .callbacks import (
     StepDecay,
 )
 from .gradcheck import gradcheck
-from .layers import Activation, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .layers import (
+    Activation,
+    Dense,
+    Dropout,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
 from .serialization import ModelFileError
@@ -27,6 +38,7 @@ from .training import History
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAE",
     "MSE",
     "SGD",
     "Activation",
@@ -35,9 +47,11 @@ __all__ = [
     "Callback",
     "CosineDecay",
     "Dense",
+    "Dropout",
     "EarlyStopping",
     "ExponentialDecay",
     "History",
+    "Huber",
     "Identity",
     "Layer",
     "LeakyReLU",

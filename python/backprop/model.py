@@ -15,7 +15,14 @@ from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import Executor
 
-from ._validation import as_features, as_targets, check_int, check_range, resolve_dtype
+from ._validation import (
+    as_features,
+    as_sample_weight,
+    as_targets,
+    check_int,
+    check_range,
+    resolve_dtype,
+)
 from .layers import Activation, Dense, Layer
 from .losses import Loss
 from .optimizers import Optimizer
@@ -33,7 +40,8 @@ class Sequential:
     layers: Dense layers and activations; the first Dense fixes the input width and each
     Dense's in_features must equal the width before it.
     dtype: "float32" (default, fast) or "float64". Inputs of another dtype are converted.
-    seed: initialises the weights and, unless fit() gets its own seed, the shuffling.
+    seed: initialises the weights and, unless fit() gets its own seed, the shuffling and
+    the dropout masks.
     All parameters live in one flat array; each Dense's W, b, dW, db are views into it.
     """
 
@@ -77,6 +85,7 @@ class Sequential:
         self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
+        self._seed_dropout(seed)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
         self.metrics: tuple[str, ...] = ()
@@ -113,11 +122,31 @@ class Sequential:
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
         metric_names = check_metrics(metrics, loss.name)
-        self._executor.set_loss(loss.name)
+        self._executor.set_loss(loss.name, loss.param)
         if optimizer is not None:
             optimizer._attach(self._executor)
         self.loss, self.optimizer, self.metrics = loss, optimizer, metric_names
         return self
+
+    def train(self) -> Sequential:
+        """Training mode (the default): Dropout is active in train_step, gradients and fit."""
+        self._executor.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: Dropout passes values through everywhere. predict and evaluate
+        never drop, in either mode."""
+        self._executor.training = False
+        return self
+
+    @property
+    def training(self) -> bool:
+        return bool(self._executor.training)
+
+    def _seed_dropout(self, seed: int | None) -> None:
+        # a stream of its own, so dropout does not shift the shuffling drawn from self._rng
+        entropy = None if seed is None else [seed, 0xD5]
+        self._executor.seed(int(np.random.default_rng(entropy).integers(2**63)))
 
     def parameters(self) -> list[Array]:
         """[W0, b0, W1, b1, ...]: writable views of the parameters, in layer order."""
@@ -129,41 +158,53 @@ class Sequential:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def train_step(self, X: Any, y: Any) -> float:
+    def train_step(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Forward, loss, backward and one in-place optimizer update on the batch (X, y).
 
-        X: (batch, n_features_in). Returns the batch's mean loss before the update.
+        X: (batch, n_features_in); sample_weight: (batch,) >= 0 or None. Returns the batch's
+        mean loss before the update (weighted: sum w_i L_i / sum w_i). A non-finite loss or
+        gradient raises FloatingPointError and changes nothing.
         """
         X, y = self._batch(X, y, "train_step", check_range=False)
-        return float(self._executor.step(X, y, 2))
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "train_step")
+        return float(self._executor.step(X, y, 2, w))
 
-    def gradients(self, X: Any, y: Any) -> list[tuple[Array, Array]]:
+    def gradients(self, X: Any, y: Any, sample_weight: Any = None) -> list[tuple[Array, Array]]:
         """[(dW, db), ...] per Dense layer for the batch (X, y), without updating anything."""
         X, y = self._batch(X, y, "gradients", check_range=False)
-        self._executor.step(X, y, 1)
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "gradients")
+        self._executor.step(X, y, 1, w)
         return [
             (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
         ]
 
     @overload
-    def evaluate(self, X: Any, y: Any, *, return_dict: Literal[False] = ...) -> float: ...
+    def evaluate(
+        self, X: Any, y: Any, sample_weight: Any = ..., *, return_dict: Literal[False] = ...
+    ) -> float: ...
 
     @overload
-    def evaluate(self, X: Any, y: Any, *, return_dict: Literal[True]) -> dict[str, float]: ...
+    def evaluate(
+        self, X: Any, y: Any, sample_weight: Any = ..., *, return_dict: Literal[True]
+    ) -> dict[str, float]: ...
 
-    def evaluate(self, X: Any, y: Any, *, return_dict: bool = False) -> float | dict[str, float]:
-        """Mean loss over (X, y), without gradients; with return_dict=True,
-        {"loss": ..., <metric>: ...} for the metrics given to compile()."""
+    def evaluate(
+        self, X: Any, y: Any, sample_weight: Any = None, *, return_dict: bool = False
+    ) -> float | dict[str, float]:
+        """Mean loss over (X, y) (weighted by sample_weight), without gradients or dropout;
+        with return_dict=True, {"loss": ..., <metric>: ...} for the metrics given to
+        compile() (weighted the same way)."""
         X, y = self._batch(X, y, "evaluate")
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "evaluate")
         if not return_dict:
-            return float(self._executor.evaluate(X, y))
-        return self._scores(X, y)
+            return float(self._executor.evaluate(X, y, 1024, w))
+        return self._scores(X, y, w)
 
-    def _scores(self, X: Array, y: Array, prefix: str = "") -> dict[str, float]:
-        """Loss and metrics of validated (X, y), keys prefixed (e.g. "val_")."""
-        scores = {"loss": float(self._executor.evaluate(X, y))}
+    def _scores(self, X: Array, y: Array, w: Array | None, prefix: str = "") -> dict[str, float]:
+        """Loss and metrics of validated (X, y, w), keys prefixed (e.g. "val_")."""
+        scores = {"loss": float(self._executor.evaluate(X, y, 1024, w))}
         if self.metrics and self.loss is not None:
-            scores |= compute_metrics(self.metrics, self.predict(X), y, self.loss.name, None)
+            scores |= compute_metrics(self.metrics, self.predict(X), y, self.loss.name, w)
         return {prefix + k: v for k, v in scores.items()}
 
     def predict(self, X: Any) -> Array:
@@ -207,6 +248,7 @@ class Sequential:
         on_nonfinite: str = "raise",
         verbose: int = 0,
         seed: int | None = None,
+        sample_weight: Any = None,
     ) -> History:
         """Mini-batch training for `epochs` passes over (X, y); returns the History (also
         kept as model.history).
@@ -214,14 +256,17 @@ class Sequential:
         Each epoch runs in one compiled call: batches in a fresh random order when shuffle
         (drawn from `seed`, or else from the model's seed stream), the last batch smaller
         when batch_size does not divide n_samples. History.loss[i] is the mean over the
-        epoch's batch losses, weighted by batch size; val_loss (and val_<metric> for the
-        compiled metrics) is measured after the epoch on validation_data, or on the last
-        validation_split fraction of the rows (taken before any shuffling, as Keras does).
+        epoch's batch losses, weighted by batch size (by batch weight with sample_weight:
+        (n_samples,) >= 0); val_loss (and val_<metric> for the compiled metrics) is measured
+        after the epoch on validation_data ((X_val, y_val) or (X_val, y_val, w_val)), or on
+        the last validation_split fraction of the rows (taken before any shuffling, as Keras
+        does; their sample weights go with them).
         callbacks: Callback objects run between epochs (EarlyStopping, ModelCheckpoint,
         learning-rate schedules, your own).
         on_nonfinite: when a batch's loss or gradient becomes NaN/inf, "raise" a
         FloatingPointError, or "stop" training with a RuntimeWarning and return the History
-        so far; either way the model keeps the weights of the last finite step.
+        so far; either way the model keeps the weights of the last finite step (the core
+        refuses such a batch before its update).
         Ctrl-C (KeyboardInterrupt) leaves the model usable with the weights of the last
         completed step and the History so far in model.history, then propagates.
         verbose: 0 prints nothing; 1 a progress bar over the epochs (tqdm, in a terminal)
@@ -238,13 +283,19 @@ class Sequential:
             raise ValueError(f"fit: on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
         split = check_range(validation_split, "fit: validation_split", 0.0, 1.0)
         X, y = self._batch(X, y, "fit")
-        val = None
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "fit")
+        val: tuple[Array, Array, Array | None] | None = None
         if validation_data is not None:
             if split:
                 raise ValueError("fit: give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("fit: validation_data must be a pair (X_val, y_val)")
-            val = self._batch(*validation_data, where="fit (validation_data)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError(
+                    "fit: validation_data must be (X_val, y_val) or (X_val, y_val, w_val)"
+                )
+            where = "fit (validation_data)"
+            Xv, yv = self._batch(*validation_data[:2], where=where)
+            wv = validation_data[2] if len(validation_data) == 3 else None
+            val = (Xv, yv, as_sample_weight(wv, Xv.shape[0], self.dtype, where))
         elif split:
             n_train = math.floor(X.shape[0] * (1.0 - split))
             if not 0 < n_train < X.shape[0]:
@@ -253,12 +304,22 @@ class Sequential:
                     f"{n_train} for training and {X.shape[0] - n_train} for validation; "
                     "both need at least one"
                 )
-            val = (X[n_train:], y[n_train:])
+            wv = None
+            if w is not None:
+                w, wv = w[:n_train], w[n_train:]
+                if not (w.sum() > 0 and wv.sum() > 0):
+                    raise ValueError(
+                        "fit: validation_split leaves a part whose sample_weight sums to 0"
+                    )
+            val = (X[n_train:], y[n_train:], wv)
             X, y = X[:n_train], y[:n_train]
         from .callbacks import as_callbacks  # imports this module
 
         hooks = as_callbacks(callbacks, self)
-        rng = self._rng if seed is None else np.random.default_rng(seed)
+        rng = self._rng
+        if seed is not None:
+            rng = np.random.default_rng(seed)
+            self._seed_dropout(seed)
         n = X.shape[0]
         history = self.history = History()
         progress = Progress(verbose, epochs, n)
@@ -276,7 +337,7 @@ class Sequential:
                 start = time.perf_counter()
                 perm = rng.permutation(n) if shuffle else None
                 try:
-                    logs = {"loss": float(self._executor.run_epoch(X, y, perm, batch_size))}
+                    logs = {"loss": float(self._executor.run_epoch(X, y, perm, batch_size, w))}
                     if not math.isfinite(logs["loss"]):
                         raise FloatingPointError(f"the epoch's mean loss is {logs['loss']}")
                     if val is not None:

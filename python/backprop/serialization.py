@@ -5,7 +5,8 @@ The file is an ordinary NumPy .npz (zip) archive of plain arrays:
   __backprop__      uint8, the bytes b"backprop-model": marks the file as ours
   format_version    int64 scalar (FORMAT_VERSION)
   config            uint8, UTF-8 JSON: dtype, seed, layers, loss, metrics, optimizer
-                    (class names and constructor arguments, steps taken), shuffling RNG state
+                    (class names and constructor arguments, steps taken), train/eval mode,
+                    the shuffling RNG state
   theta             the flat parameters (the model's dtype)
   opt_<name>        the optimizer's buffers over theta (velocity; Adam's m and v)
 
@@ -25,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .layers import Dense, Dropout, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
 
@@ -34,10 +35,10 @@ MAGIC = b"backprop-model"
 FORMAT_VERSION = 1
 
 LAYERS: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh)
+    cls.__name__: cls for cls in (Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh)
 }
 LOSSES: dict[str, type[Loss]] = {
-    cls.__name__: cls for cls in (MSE, SoftmaxCrossEntropy, BinaryCrossEntropy)
+    cls.__name__: cls for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy)
 }
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__: cls for cls in (SGD, Adam)}
 
@@ -69,6 +70,7 @@ def model_arrays(model: Sequential) -> dict[str, NDArray[Any]]:
         "loss": None if model.loss is None else _spec(model.loss, LOSSES, "the loss"),
         "metrics": list(model.metrics),
         "optimizer": None,
+        "training": model.training,
         "rng": model._rng.bit_generator.state,
     }
     arrays: dict[str, NDArray[Any]] = {
@@ -233,6 +235,10 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
             for key, value in saved.items():
                 state[key][...] = value
         model._rng.bit_generator.state = config["rng"]
+        if config["training"] is not True and config["training"] is not False:
+            raise ValueError(f"'training' must be true or false, got {config['training']!r}")
+        if not config["training"]:
+            model.eval()
     except ModelFileError as e:
         raise ModelFileError(f"{name}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -260,6 +266,8 @@ def _restore_steps(model: Sequential, steps: int) -> None:
     else:
         T = np.zeros((X.shape[0], model.n_outputs), dtype=model.dtype)
     executor.lr = 0.0
+    training = executor.training
+    executor.training = False  # dropout off: these steps must not draw from the mask stream
     try:
         remaining = steps
         while remaining:
@@ -268,6 +276,7 @@ def _restore_steps(model: Sequential, steps: int) -> None:
             remaining -= n
     finally:
         executor.lr = lr
+        executor.training = training
         model._theta[...] = theta
         model._dtheta[...] = 0
     if executor.step_count != steps:
