@@ -363,3 +363,21 @@ def test_round_trip_with_dropout_regression_losses_and_eval_mode(tmp_path, loss)
     model.train()
     model.save(tmp_path / "train.npz")
     assert bp.load(tmp_path / "train.npz").training
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("backprop_core").Executor, "rng_state"),
+    reason="the core does not expose the dropout stream (Executor.rng_state) yet",
+)
+def test_continued_training_with_active_dropout_is_identical(tmp_path) -> None:
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 1))
+    model = bp.Sequential([bp.Dense(4, 16), bp.ReLU(), bp.Dropout(0.5), bp.Dense(16, 1)], seed=2)
+    model.compile(bp.MSE(), bp.SGD(lr=1e-2, momentum=0.9))
+    model.fit(X, y, epochs=2, batch_size=8)
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    h_model = model.fit(X, y, epochs=2, batch_size=8)
+    h_loaded = loaded.fit(X, y, epochs=2, batch_size=8)
+    assert h_loaded.loss == h_model.loss
+    np.testing.assert_array_equal(loaded._theta, model._theta)

@@ -290,7 +290,8 @@ class Sequential:
                 raise ValueError("fit: give validation_data or validation_split, not both")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise TypeError(
-                    "fit: validation_data must be (X_val, y_val) or (X_val, y_val, w_val)"
+                    "fit: validation_data must be a pair (X_val, y_val) or a triple "
+                    "(X_val, y_val, sample_weight_val)"
                 )
             where = "fit (validation_data)"
             Xv, yv = self._batch(*validation_data[:2], where=where)

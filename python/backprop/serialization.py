@@ -6,7 +6,8 @@ The file is an ordinary NumPy .npz (zip) archive of plain arrays:
   format_version    int64 scalar (FORMAT_VERSION)
   config            uint8, UTF-8 JSON: dtype, seed, layers, loss, metrics, optimizer
                     (class names and constructor arguments, steps taken), train/eval mode,
-                    the shuffling RNG state
+                    the shuffling RNG state (and the dropout masks' stream where the core
+                    exposes it as Executor.rng_state)
   theta             the flat parameters (the model's dtype)
   opt_<name>        the optimizer's buffers over theta (velocity; Adam's m and v)
 
@@ -72,6 +73,8 @@ def model_arrays(model: Sequential) -> dict[str, NDArray[Any]]:
         "optimizer": None,
         "training": model.training,
         "rng": model._rng.bit_generator.state,
+        # the dropout masks' stream, where the core lets it be read (Executor.rng_state)
+        "dropout_rng": getattr(model._executor, "rng_state", None),
     }
     arrays: dict[str, NDArray[Any]] = {
         "__backprop__": np.frombuffer(MAGIC, dtype=np.uint8),
@@ -239,6 +242,9 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
             raise ValueError(f"'training' must be true or false, got {config['training']!r}")
         if not config["training"]:
             model.eval()
+        dropout_rng = config.get("dropout_rng")
+        if dropout_rng is not None:
+            model._executor.seed(dropout_rng)
     except ModelFileError as e:
         raise ModelFileError(f"{name}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -248,14 +254,24 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
 
 
 def _restore_steps(model: Sequential, steps: int) -> None:
-    """Set the optimizer's step count (Adam's bias correction depends on it).
+    """Set the optimizer's step count, which Adam's bias correction reads.
 
-    The executor only counts steps, so take `steps` updates with learning rate 0 on a
-    zero batch, then put back the parameters; the caller then writes the saved optimizer
-    buffers over the ones these steps changed.
+    Through a settable Executor.step_count when the core has one. Otherwise SGD, whose
+    update does not read the count, only reports it (Optimizer._steps_before), and Adam
+    takes `steps` updates with learning rate 0 on a zero batch, after which the parameters
+    are put back and the caller writes the saved moments over the changed ones: exact, but
+    it costs `steps` training steps of one row.
     """
-    executor = model._executor
-    if steps == 0:
+    executor, optimizer = model._executor, model.optimizer
+    if steps == 0 or optimizer is None:
+        return
+    try:
+        setattr(executor, "step_count", steps)  # noqa: B010 (read-only in older cores)
+        return
+    except AttributeError:
+        pass
+    if not isinstance(optimizer, Adam):
+        optimizer._steps_before = steps
         return
     theta = model._theta.copy()
     lr = executor.lr
@@ -279,5 +295,5 @@ def _restore_steps(model: Sequential, steps: int) -> None:
         executor.training = training
         model._theta[...] = theta
         model._dtheta[...] = 0
-    if executor.step_count != steps:
-        raise RuntimeError(f"load: restored {executor.step_count} optimizer steps, not {steps}")
+    if optimizer.steps != steps:
+        raise RuntimeError(f"load: restored {optimizer.steps} optimizer steps, not {steps}")
