@@ -140,6 +140,15 @@ def test_checkpoint_every_epoch_and_one_path_holds_the_best(tmp_path: Path) -> N
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_checkpoint_path_with_an_unknown_field(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 2)), rng.normal(size=(8, 1))
+    model = bp.Sequential([bp.Dense(2, 1)]).compile(bp.MSE(), bp.SGD())
+    ckpt = bp.ModelCheckpoint(tmp_path / "{val_acc}.npz", monitor="loss")
+    with pytest.raises(ValueError, match=r"the path.*KeyError.*'epoch', 'epoch_time', 'loss'"):
+        model.fit(X, y, epochs=1, callbacks=[ckpt])
+
+
 # -- learning-rate schedules -------------------------------------------------------------------
 
 

@@ -381,3 +381,15 @@ def test_continued_training_with_active_dropout_is_identical(tmp_path) -> None:
     h_loaded = loaded.fit(X, y, epochs=2, batch_size=8)
     assert h_loaded.loss == h_model.loss
     np.testing.assert_array_equal(loaded._theta, model._theta)
+
+
+def test_a_huge_layer_in_the_description_is_refused_before_allocating(tmp_path) -> None:
+    path = _saved(tmp_path)
+    with np.load(path) as npz:
+        config = json.loads(npz["config"].tobytes())
+    config["layers"][0]["config"].update({"in_features": 100_000, "out_features": 1_000_000})
+    config["layers"][2]["config"]["in_features"] = 1_000_000
+    bad = _rewrite(path, tmp_path / "huge.npz", config=_config_bytes(config))
+    # 10^11 float32 weights would need 400 GB: the size check comes first
+    with pytest.raises(bp.ModelFileError, match=r"'theta': expected float32 of shape \(100"):
+        bp.load(bad)

@@ -180,7 +180,14 @@ class ModelCheckpoint(_Monitor):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if self.save_best_only and not self._improved(logs):
             return
-        path = self.path.format(epoch=epoch + 1, **(logs or {}))
+        fields = {"epoch": epoch + 1, **(logs or {})}
+        try:
+            path = self.path.format(**fields)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill in the path {self.path!r} ({e!r}); its fields "
+                f"may be {sorted(fields)}"
+            ) from None
         self.model.save(path)
         self.saved.append(path)
 

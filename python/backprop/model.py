@@ -266,7 +266,8 @@ class Sequential:
         on_nonfinite: when a batch's loss or gradient becomes NaN/inf, "raise" a
         FloatingPointError, or "stop" training with a RuntimeWarning and return the History
         so far; either way the model keeps the weights of the last finite step (the core
-        refuses such a batch before its update).
+        refuses such a batch before its update). "stop" ends training normally, so
+        on_train_end runs (EarlyStopping(restore_best_weights=True) then restores the best).
         Ctrl-C (KeyboardInterrupt) leaves the model usable with the weights of the last
         completed step and the History so far in model.history, then propagates.
         verbose: 0 prints nothing; 1 a progress bar over the epochs (tqdm, in a terminal)
@@ -379,7 +380,7 @@ class Sequential:
 
     def clone(self, dtype: DTypeLike | None = None) -> Sequential:
         """A new model with the same layers and current weights (cast to `dtype`), compiled
-        with the same loss and no optimizer."""
+        with the same loss and metrics and no optimizer."""
         model = Sequential(
             [layer.clone() for layer in self.layers],
             dtype=self.dtype if dtype is None else dtype,
@@ -387,7 +388,7 @@ class Sequential:
         )
         model._theta[...] = self._theta
         if self.loss is not None:
-            model.compile(self.loss)
+            model.compile(self.loss, metrics=self.metrics)
         return model
 
     def save(self, path: str | os.PathLike[str]) -> None:

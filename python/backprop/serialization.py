@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import resolve_dtype
 from .layers import Dense, Dropout, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential
@@ -179,9 +180,10 @@ def _read_arrays(npz: Any, name: str) -> dict[str, NDArray[Any]]:
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ModelFileError(f"{name}: corrupted model file (no valid 'format_version')")
     if int(version) != FORMAT_VERSION:
+        hint = " (saved by a newer backprop?)" if int(version) > FORMAT_VERSION else ""
         raise ModelFileError(
             f"{name}: model file format version {int(version)} is not supported; this "
-            f"backprop reads version {FORMAT_VERSION} (was it saved by a newer backprop?)"
+            f"backprop reads version {FORMAT_VERSION}{hint}"
         )
     return arrays
 
@@ -211,12 +213,14 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
         layers = config["layers"]
         if not isinstance(layers, list):
             raise ValueError("'layers' must be a list")
-        model = Sequential(
-            [_make(s, LAYERS, f"layers[{i}]") for i, s in enumerate(layers)],
-            dtype=config["dtype"],
-            seed=config["seed"],
-        )
-        model._theta[...] = _array(arrays, "theta", model.dtype, model.n_params)
+        built = [_make(s, LAYERS, f"layers[{i}]") for i, s in enumerate(layers)]
+        dtype = resolve_dtype(config["dtype"])
+        # check the weights' size before Sequential allocates: a crafted description must
+        # not make load() reserve more memory than the file holds
+        n_params = sum(layer.n_params for layer in built if isinstance(layer, Dense))
+        theta = _array(arrays, "theta", dtype, n_params)
+        model = Sequential(built, dtype=dtype, seed=config["seed"])
+        model._theta[...] = theta
         opt_spec = config["optimizer"]
         optimizer = None if opt_spec is None else _make(opt_spec, OPTIMIZERS, "optimizer")
         if config["loss"] is not None:

@@ -211,7 +211,8 @@ class Progress:
         rate = self.n_samples / seconds if seconds > 0 else float("inf")
         if self._bar is not None:
             parts = [f"{k}={v:.4g}" for k, v in logs.items() if k not in ("epoch_time", "lr")]
-            self._bar.set_postfix_str(", ".join([*parts, f"{rate:,.0f} samples/s"]))
+            postfix = ", ".join([*parts, f"{rate:,.0f} samples/s"])
+            self._bar.set_postfix_str(postfix, refresh=False)  # update() redraws
             self._bar.update(1)
             return
         parts = [f"epoch {epoch}/{self.epochs}"]
