@@ -308,6 +308,19 @@ def test_validation_split_holds_out_the_last_rows() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_validation_split_takes_the_sample_weights_with_the_rows() -> None:
+    X, y = _data(n=10)
+    w = np.linspace(0.5, 2.0, 10)
+    model = _model()
+    history = model.fit(X, y, epochs=2, seed=5, validation_split=0.25, sample_weight=w)
+    assert history.val_loss[-1] == model.evaluate(X[7:], y[7:], sample_weight=w[7:])
+    assert history.val_loss[-1] != pytest.approx(model.evaluate(X[7:], y[7:]), rel=1e-6)
+    twin = _model()
+    twin.fit(X[:7], y[:7], epochs=2, seed=5, sample_weight=w[:7])
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_validation_split_errors() -> None:
     X, y = _data(n=10)
     with pytest.raises(ValueError, match="not both"):

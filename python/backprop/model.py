@@ -242,7 +242,7 @@ class Sequential:
         epochs: int = 1,
         batch_size: int = 32,
         shuffle: bool = True,
-        validation_data: tuple[Any, Any] | None = None,
+        validation_data: tuple[Any, ...] | None = None,
         validation_split: float = 0.0,
         callbacks: Sequence[Callback] | None = None,
         on_nonfinite: str = "raise",
@@ -285,36 +285,7 @@ class Sequential:
         split = check_range(validation_split, "fit: validation_split", 0.0, 1.0)
         X, y = self._batch(X, y, "fit")
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "fit")
-        val: tuple[Array, Array, Array | None] | None = None
-        if validation_data is not None:
-            if split:
-                raise ValueError("fit: give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise TypeError(
-                    "fit: validation_data must be a pair (X_val, y_val) or a triple "
-                    "(X_val, y_val, sample_weight_val)"
-                )
-            where = "fit (validation_data)"
-            Xv, yv = self._batch(*validation_data[:2], where=where)
-            wv = validation_data[2] if len(validation_data) == 3 else None
-            val = (Xv, yv, as_sample_weight(wv, Xv.shape[0], self.dtype, where))
-        elif split:
-            n_train = math.floor(X.shape[0] * (1.0 - split))
-            if not 0 < n_train < X.shape[0]:
-                raise ValueError(
-                    f"fit: validation_split={validation_split} of {X.shape[0]} samples leaves "
-                    f"{n_train} for training and {X.shape[0] - n_train} for validation; "
-                    "both need at least one"
-                )
-            wv = None
-            if w is not None:
-                w, wv = w[:n_train], w[n_train:]
-                if not (w.sum() > 0 and wv.sum() > 0):
-                    raise ValueError(
-                        "fit: validation_split leaves a part whose sample_weight sums to 0"
-                    )
-            val = (X[n_train:], y[n_train:], wv)
-            X, y = X[:n_train], y[:n_train]
+        X, y, w, val = self._hold_out(X, y, w, validation_data, split)
         from .callbacks import as_callbacks  # imports this module
 
         hooks = as_callbacks(callbacks, self)
@@ -371,6 +342,45 @@ class Sequential:
         for hook in hooks:
             hook.on_train_end({})
         return history
+
+    def _hold_out(
+        self,
+        X: Array,
+        y: Array,
+        w: Array | None,
+        validation_data: tuple[Any, ...] | None,
+        split: float,
+    ) -> tuple[Array, Array, Array | None, tuple[Array, Array, Array | None] | None]:
+        """fit's training rows (X, y, w) and validation set (X_val, y_val, w_val) or None:
+        validation_data, or the last `split` fraction of the rows."""
+        if validation_data is not None:
+            if split:
+                raise ValueError("fit: give validation_data or validation_split, not both")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError(
+                    "fit: validation_data must be a pair (X_val, y_val) or a triple "
+                    "(X_val, y_val, sample_weight_val)"
+                )
+            where = "fit (validation_data)"
+            Xv, yv = self._batch(validation_data[0], validation_data[1], where)
+            wv = validation_data[2] if len(validation_data) == 3 else None
+            return X, y, w, (Xv, yv, as_sample_weight(wv, Xv.shape[0], self.dtype, where))
+        if not split:
+            return X, y, w, None
+        n_train = math.floor(X.shape[0] * (1.0 - split))  # Keras's split point
+        if not 0 < n_train < X.shape[0]:
+            raise ValueError(
+                f"fit: validation_split={split} of {X.shape[0]} samples leaves {n_train} for "
+                f"training and {X.shape[0] - n_train} for validation; both need at least one"
+            )
+        wv = None
+        if w is not None:
+            w, wv = w[:n_train], w[n_train:]
+            if not (w.sum() > 0 and wv.sum() > 0):
+                raise ValueError(
+                    "fit: validation_split leaves a part whose sample_weight sums to 0"
+                )
+        return X[:n_train], y[:n_train], w, (X[n_train:], y[n_train:], wv)
 
     def _stop_requested(self) -> bool:
         # a method, not an inline test: callbacks change the attribute behind mypy's back
