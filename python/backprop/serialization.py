@@ -63,11 +63,11 @@ def _spec(obj: Layer | Loss | Optimizer, registry: dict[str, Any], what: str) ->
     return {"class": name, "config": obj.get_config()}
 
 
-def model_arrays(model: Sequential) -> dict[str, NDArray[Any]]:
+def _model_arrays(model: Sequential) -> dict[str, NDArray[Any]]:
     """Everything save() writes, as named arrays."""
     config: dict[str, Any] = {
         "dtype": model.dtype.name,
-        "seed": model.seed,
+        "seed": None if model.seed is None else int(model.seed),
         "layers": [_spec(layer, LAYERS, f"layers[{i}]") for i, layer in enumerate(model.layers)],
         "loss": None if model.loss is None else _spec(model.loss, LOSSES, "the loss"),
         "metrics": list(model.metrics),
@@ -102,7 +102,7 @@ def save_model(model: Sequential, path: str | os.PathLike[str]) -> None:
     file or the complete new one, even if the process dies mid-write.
     """
     path = os.fspath(path)
-    arrays = model_arrays(model)
+    arrays = _model_arrays(model)
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(
         directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -161,22 +161,25 @@ def load_model(path: str | os.PathLike[str]) -> Sequential:
 
 
 def _read_arrays(npz: Any, name: str) -> dict[str, NDArray[Any]]:
+    """Marker and version first (nothing else is read from a file that is not ours), then
+    the arrays the format defines."""
     files = list(npz.files)
     if "__backprop__" not in files:
         raise ModelFileError(
             f"{name}: not a backprop model file: an .npz archive without the '__backprop__' "
             f"marker (it holds {files[:10]})"
         )
-    arrays: dict[str, NDArray[Any]] = {}
-    for key in files:
+
+    def read(key: str) -> NDArray[Any]:
         try:
-            arrays[key] = npz[key]
+            return npz[key]  # type: ignore[no-any-return]
         except ValueError as e:  # e.g. an object array, refused because it needs pickle
             raise ModelFileError(f"{name}: array {key!r} cannot be read safely: {e}") from e
-    magic = arrays["__backprop__"]
+
+    magic = read("__backprop__")
     if magic.dtype != np.uint8 or magic.tobytes() != MAGIC:
         raise ModelFileError(f"{name}: not a backprop model file (wrong '__backprop__' marker)")
-    version = arrays.get("format_version")
+    version = read("format_version") if "format_version" in files else None
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ModelFileError(f"{name}: corrupted model file (no valid 'format_version')")
     if int(version) != FORMAT_VERSION:
@@ -185,6 +188,10 @@ def _read_arrays(npz: Any, name: str) -> dict[str, NDArray[Any]]:
             f"{name}: model file format version {int(version)} is not supported; this "
             f"backprop reads version {FORMAT_VERSION}{hint}"
         )
+    wanted = [k for k in files if k in ("config", "theta") or k.startswith("opt_")]
+    arrays = {key: read(key) for key in wanted}
+    if "config" not in arrays:
+        raise ModelFileError(f"{name}: corrupted model file (no 'config')")
     return arrays
 
 
