@@ -31,6 +31,16 @@ cdef Py_ssize_t _first_nonfinite_row(const floating* X, Py_ssize_t n,
     return -1
 
 
+cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """No NaN or infinity in x[:n]: the test of _first_nonfinite_row, over blocks of 4096
+    values so that a non-finite value ends the scan early."""
+    cdef Py_ssize_t start
+    for start in range(0, n, 4096):
+        if _first_nonfinite_row(x + start, 1, min(4096, n - start)) >= 0:
+            return False
+    return True
+
+
 def first_nonfinite_row(X):
     """Index of the first row of X holding a NaN or an infinity, or -1.
 
