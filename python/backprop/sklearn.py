@@ -15,7 +15,6 @@ L2 weight decay (on biases too); the squared error is mean((y - ŷ)²) without s
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -50,24 +49,6 @@ _ACTIVATIONS: dict[str, type[_layers.Activation]] = {
     "relu": _layers.ReLU,
     "leaky_relu": _layers.LeakyReLU,
 }
-
-# sample_weight reaches the core through Sequential.fit/evaluate (weighted mean of the rows'
-# losses, sum_i w_i L_i / sum_i w_i, scikit-learn's MLP convention).
-_CORE_SAMPLE_WEIGHT = "sample_weight" in inspect.signature(Sequential.fit).parameters
-
-
-def _weights_kwargs(sample_weight: Array | None) -> dict[str, Any]:
-    """The sample_weight keyword for Sequential.fit / evaluate (none when unweighted)."""
-    if sample_weight is None:
-        return {}
-    if not _CORE_SAMPLE_WEIGHT:
-        # equal weights are exactly the unweighted mean; anything else needs the core
-        if np.all(sample_weight == sample_weight[0]):
-            return {}
-        raise NotImplementedError(
-            "sample_weight: this build of backprop's core has no sample weights"
-        )
-    return {"sample_weight": sample_weight}
 
 
 class _BaseMLP(BaseEstimator):  # type: ignore[misc]
@@ -139,7 +120,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         output count; later partial_fit / warm_start calls must agree with them."""
         raise NotImplementedError
 
-    def _class_weights(self, y_enc: Array, incremental: bool) -> Array | None:
+    def _class_weights(
+        self, y_enc: Array, sample_weight: Array | None, incremental: bool
+    ) -> Array | None:
         return None
 
     def _val_score(self, X: Array, y_enc: Array, sample_weight: Array | None) -> float:
@@ -250,7 +233,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         sw = None
         if sample_weight is not None:
             sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
-        cw = self._class_weights(y_enc, incremental)
+        cw = self._class_weights(y_enc, sw, incremental)
         if cw is not None:
             sw = cw if sw is None else sw * cw
         rng = check_random_state(self.random_state)
@@ -317,7 +300,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             for _ in range(epochs):
                 history = model.fit(
                     X, y_enc, epochs=1, batch_size=batch, shuffle=self.shuffle,
-                    **_weights_kwargs(sw),
+                    sample_weight=sw,
                 )  # fmt: skip
                 # the objective the optimizer descends: data loss + 0.5 * decay * ||theta||^2
                 loss = history.loss[0] + 0.5 * self._decay * float(theta @ theta)
@@ -371,9 +354,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         X_val, y_val, sw_val = self._val
         score = self._val_score(X_val, y_val, sw_val)
         self.validation_scores_.append(score)
-        self.val_loss_curve_.append(
-            float(self.model_.evaluate(X_val, y_val, **_weights_kwargs(sw_val)))
-        )
+        self.val_loss_curve_.append(float(self.model_.evaluate(X_val, y_val, sample_weight=sw_val)))
         if self.verbose:
             print(f"Validation score: {score:f}")
         if score < self.best_validation_score_ + self.tol:
@@ -604,8 +585,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             return np.ascontiguousarray(idx.reshape(-1, 1), dtype=resolve_dtype(self.dtype))
         return np.ascontiguousarray(idx, dtype=np.int64)
 
-    def _class_weights(self, y_enc: Array, incremental: bool) -> Array | None:
-        """Per-row factors from class_weight, or None."""
+    def _class_weights(
+        self, y_enc: Array, sample_weight: Array | None, incremental: bool
+    ) -> Array | None:
+        """Per-row factors from class_weight, or None. y_enc: encoded labels (n,) or (n, 1)."""
         cw = self.class_weight
         if cw is None:
             return None
@@ -618,10 +601,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
                     "all the data); pass a dict, e.g. from sklearn.utils.class_weight."
                     "compute_class_weight('balanced', classes=classes, y=y)"
                 )
-            counts = np.bincount(labels, minlength=k).astype(np.float64)
+            # compute_class_weight's formula, class counts weighted by sample_weight
+            counts = np.bincount(labels, weights=sample_weight, minlength=k)
             if np.any(counts == 0):
-                raise ValueError("class_weight='balanced' needs every class present in y")
-            per_class = labels.size / (k * counts)
+                raise ValueError(
+                    "class_weight='balanced' needs every class in y with a positive weight"
+                )
+            per_class = counts.sum() / (k * counts)
         elif isinstance(cw, Mapping):
             per_class = np.ones(k)
             for label, weight in cw.items():
@@ -751,17 +737,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     def _make_loss(self) -> _losses.Loss:
         if self.loss == "squared_error":
             return _losses.MSE()
-        names = {"absolute_error": "MAE", "huber": "Huber"}
-        if self.loss not in names:
+        if self.loss not in ("absolute_error", "huber"):
             raise ValueError(
                 f"loss must be 'squared_error', 'absolute_error' or 'huber', got {self.loss!r}"
             )
-        cls = getattr(_losses, names[self.loss], None)
-        if cls is None:
-            raise NotImplementedError(f"loss={self.loss!r}: this build of backprop lacks it")
         if self.loss == "huber":
-            return cls(delta=check_positive(self.huber_delta, "huber_delta"))  # type: ignore[no-any-return]
-        return cls()  # type: ignore[no-any-return]
+            return _losses.Huber(delta=check_positive(self.huber_delta, "huber_delta"))
+        return _losses.MAE()
 
     def _encode_y(self, y: Array, refit: bool, classes: Any) -> Array:
         if y.ndim == 2 and y.shape[1] == 1:
