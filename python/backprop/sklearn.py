@@ -8,6 +8,7 @@ is the same); each estimator builds a backprop.Sequential (`model_`) and trains 
 compiled epoch at a time. Differences from scikit-learn's MLP, all documented per parameter:
 solvers "sgd" (constant learning rate) and "adam" only; `alpha` is applied as the optimizer's
 L2 weight decay (on biases too); the squared error is mean((y - ŷ)²) without sklearn's 1/2;
+predictions and probabilities are float64 whatever the training dtype;
 `class_weight` for the classifier; `validation_scores_` / `val_loss_curve_` per epoch and
 `partial_fit` under early stopping. Importing this module imports scikit-learn;
 `import backprop` does not.
@@ -58,7 +59,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     model_: Sequential
     classes_: Array
     stopped_early_: bool
-    _n_model_outputs: int
+    n_outputs_: int
     _decay: float
 
     def __init__(
@@ -247,7 +248,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             mean_w = 1.0 if sw is None else float(np.mean(sw))
             self._decay = float(self.alpha) / (self._batch(max(n_train, 1)) * max(mean_w, 1e-12))
             seed = int(rng.randint(np.iinfo(np.int32).max))
-            self.model_ = self._build_model(X.shape[1], self._n_model_outputs, seed)
+            self.model_ = self._build_model(X.shape[1], self.n_outputs_, seed)
             self.loss_curve_: list[float] = []
             self.validation_scores_: list[float] = []
             self.val_loss_curve_: list[float] = []
@@ -416,7 +417,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         saved = state.pop("_model_state", None)
         super().__setstate__(state)
         if saved is not None:
-            model = self._build_model(self.n_features_in_, self._n_model_outputs, saved["seed"])
+            model = self._build_model(self.n_features_in_, self.n_outputs_, saved["seed"])
             for p, value in zip(model.parameters(), saved["params"], strict=True):
                 p[...] = value
             assert model.optimizer is not None
@@ -461,7 +462,11 @@ _DOC_PARAMS = """
     (views of its weights), n_features_in_ (feature_names_in_ for a DataFrame), n_outputs_,
     loss_curve_ (per epoch: mean data loss + the L2 term), loss_, best_loss_, n_iter_
     (epochs of the last fit; partial_fit counts up), t_ (samples seen), and with
-    early_stopping validation_scores_, val_loss_curve_, best_validation_score_.
+    early_stopping validation_scores_, val_loss_curve_, best_validation_score_,
+    stopped_early_. Ctrl-C ends training at a batch boundary with a warning, keeping the
+    weights of the last step (as scikit-learn). Fitted estimators pickle: the network is
+    rebuilt from its weights, optimizer buffers and shuffling state, so it predicts the same
+    and SGD training continues exactly; Adam's step count (bias correction) restarts.
 """
 
 
@@ -572,8 +577,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
                     f"MLPClassifier needs at least 2 classes in y, got one class: {labels!r}"
                 )
             self.classes_ = labels
-            self.n_outputs_ = 1
-            self._n_model_outputs = 1 if labels.size == 2 else int(labels.size)
+            # scikit-learn's n_outputs_: the network's outputs, one logit for two classes
+            self.n_outputs_ = 1 if labels.size == 2 else int(labels.size)
         idx = np.searchsorted(self.classes_, y)
         idx = np.clip(idx, 0, self.classes_.size - 1)
         bad = np.flatnonzero(self.classes_[idx] != y)
@@ -581,7 +586,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             raise ValueError(
                 f"y[{bad[0]}] = {y[bad[0]]!r} is not one of the classes {self.classes_!r}"
             )
-        if self._n_model_outputs == 1:
+        if self.n_outputs_ == 1:
             return np.ascontiguousarray(idx.reshape(-1, 1), dtype=resolve_dtype(self.dtype))
         return np.ascontiguousarray(idx, dtype=np.int64)
 
@@ -661,9 +666,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     """Multi-layer perceptron regressor trained by the compiled core; identity output,
     one output per target column (y of shape (n_samples,) or (n_samples, n_targets)).
 
-    loss: "squared_error" (default: mean((y - ŷ)²) over the outputs, backprop.MSE; note
-        scikit-learn's MLP halves it, so its gradients are half ours at the same
-        learning_rate_init), "absolute_error" (backprop.MAE) or "huber" (backprop.Huber).
+    loss: "squared_error" (default: mean((y - ŷ)²) over all outputs, backprop.MSE),
+        "absolute_error" (backprop.MAE) or "huber" (backprop.Huber). scikit-learn's MLP
+        reports half our squared error and steps along the gradient of sum_j (ŷ_j - y_j)²/2
+        per row, so with SGD our step equals its step at n_outputs / 2 times its
+        learning_rate_init (tested).
     huber_delta: the Huber loss's threshold, default 1.0.
     """
 
@@ -751,13 +758,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
         y = np.asarray(y, dtype=resolve_dtype(self.dtype))
         n_out = 1 if y.ndim == 1 else y.shape[1]
         if refit:
-            if n_out != self._n_model_outputs:
+            if n_out != self.n_outputs_:
                 raise ValueError(
-                    f"y has {n_out} targets but the model was fitted with {self._n_model_outputs}"
+                    f"y has {n_out} targets but the model was fitted with {self.n_outputs_}"
                 )
         else:
             self.n_outputs_ = n_out
-            self._n_model_outputs = n_out
         return np.ascontiguousarray(y.reshape(y.shape[0], n_out))
 
     def _val_score(self, X: Array, y_enc: Array, sample_weight: Array | None) -> float:
