@@ -270,18 +270,31 @@ def noisy_labels(n=200, seed=0):
     return rng.normal(size=(n, 5)), rng.integers(0, 2, size=n)
 
 
+def stop_epoch(values, tol, n_iter_no_change, higher_is_better):
+    """scikit-learn's MLP stopping rule, written out: the 1-based epoch at which training
+    stops, or None. An epoch counts as 'no improvement' unless it beats the best so far by
+    more than tol; stop when more than n_iter_no_change such epochs run in a row."""
+    best, count = -np.inf, 0
+    for epoch, v in enumerate(values, start=1):
+        v = v if higher_is_better else -v
+        count = count + 1 if v < best + tol else 0
+        best = max(best, v)
+        if count > n_iter_no_change:
+            return epoch
+    return None
+
+
 def test_early_stopping_stops_records_scores_and_restores_the_best_epoch():
     X, y = noisy_labels()  # labels are noise: the validation score soon stops improving
-    kw = dict(early_stopping=True, n_iter_no_change=3, learning_rate_init=0.01, random_state=0)
+    # random_state=3 gives ties with the best score, which count as no improvement
+    kw = dict(early_stopping=True, n_iter_no_change=3, learning_rate_init=0.01, random_state=3)
     clf = MLPClassifier((32,), max_iter=500, **kw).fit(X, y)
     scores = clf.validation_scores_
     assert clf.n_iter_ < 500 and clf.stopped_early_
     assert len(scores) == len(clf.val_loss_curve_) == len(clf.loss_curve_) == clf.n_iter_
     best = int(np.argmax(scores))  # the first epoch reaching the best score
     assert clf.best_validation_score_ == scores[best]
-    # stopping rule: the last n_iter_no_change + 1 epochs did not beat the best by tol
-    assert clf.n_iter_ - 1 - best >= 3 + 1 - 1
-    assert all(s < scores[best] + clf.tol for s in scores[best + 1 :])
+    assert stop_epoch(scores, clf.tol, 3, higher_is_better=True) == clf.n_iter_
     # the restored weights are those after epoch best+1: a run that ends there has them
     short = MLPClassifier((32,), max_iter=best + 1, **kw)
     short.fit(X, y)
@@ -312,17 +325,21 @@ def test_partial_fit_with_early_stopping():
                         learning_rate_init=0.01, random_state=0)  # fmt: skip
     chunks = np.array_split(np.arange(600), 6)
     clf.partial_fit(X[chunks[0]], y[chunks[0]], classes=[0, 1])
-    n_val = clf._val[0].shape[0]
-    assert n_val == 20  # 20% of the first chunk, held for every later call
+    X_val = clf._val[0].copy()  # white-box: the held-out rows
+    # 20% of the first chunk's rows, held out for every later call
+    assert X_val.shape[0] == 20
+    first = X[chunks[0]].astype(np.float32)  # the model dtype
+    assert all((first == row).all(axis=1).any() for row in X_val)
     calls = 1
     while not clf.stopped_early_ and calls < 200:
         c = chunks[calls % 6]
         clf.partial_fit(X[c], y[c])
         calls += 1
         assert len(clf.validation_scores_) == calls == clf.n_iter_
-        assert clf._val[0].shape[0] == n_val
+        np.testing.assert_array_equal(clf._val[0], X_val)
     assert clf.stopped_early_ and calls < 200
     scores = clf.validation_scores_
+    assert stop_epoch(scores, clf.tol, 2, higher_is_better=True) == calls
     # the weights are the best call's: scoring the held-out rows again gives the best score
     X_val, y_val, _ = clf._val
     acc = np.mean((numpy_forward(clf, X_val)[:, 0] > 0) == (y_val[:, 0] > 0.5))
@@ -346,7 +363,7 @@ def test_convergence_warning_and_training_loss_stop():
         clf.fit(X, y)
     curve = clf.loss_curve_
     assert clf.n_iter_ == len(curve) < 5000
-    assert all(c > min(curve[:-3]) - 1e-2 for c in curve[-3:])
+    assert stop_epoch(curve, 1e-2, 2, higher_is_better=False) == clf.n_iter_
 
 
 # -- scikit-learn workflows ------------------------------------------------------------------
