@@ -366,6 +366,24 @@ def test_convergence_warning_and_training_loss_stop():
     assert stop_epoch(curve, 1e-2, 2, higher_is_better=False) == clf.n_iter_
 
 
+def test_warm_start_continues_the_same_run(capsys):
+    """Two warm-started fits of 3 epochs are one fit of 6: the weights, the optimizer state
+    and the shuffling stream carry over."""
+    X, y = blobs()
+    kw = dict(learning_rate_init=0.01, batch_size=16, random_state=0)
+    once = MLPClassifier((8,), max_iter=6, **kw).fit(X, y)
+    twice = MLPClassifier((8,), max_iter=3, warm_start=True, verbose=True, **kw)
+    twice.fit(X, y).fit(X, y)
+    assert twice.n_iter_ == 3 and twice.t_ == 6 * len(X)
+    np.testing.assert_array_equal(twice.loss_curve_, once.loss_curve_)
+    for p, q in zip(once.coefs_ + once.intercepts_, twice.coefs_ + twice.intercepts_, strict=True):
+        np.testing.assert_array_equal(p, q)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"Iteration {i}, loss = {twice.loss_curve_[(i - 1) + 3 * (k > 2)]:.8f}"
+                       for k, i in enumerate([1, 2, 3, 1, 2, 3])]  # fmt: skip
+    np.testing.assert_allclose(twice.predict_log_proba(X), np.log(twice.predict_proba(X)))
+
+
 # -- scikit-learn workflows ------------------------------------------------------------------
 
 
