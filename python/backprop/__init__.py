@@ -6,6 +6,7 @@ model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
 history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
+from .explain import Explanation, explain
 from .gradcheck import gradcheck
 from .layers import Activation, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
@@ -22,6 +23,7 @@ __all__ = [
     "Adam",
     "BinaryCrossEntropy",
     "Dense",
+    "Explanation",
     "History",
     "Identity",
     "Layer",
@@ -34,5 +36,6 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "explain",
     "gradcheck",
 ]
