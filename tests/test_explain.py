@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -332,7 +333,10 @@ def test_to_dict_markdown_and_latex_hold_every_entry() -> None:
     assert "| $w^{2}_{11}$ | 1.0 | 30096.0 | 30096.0 | 0.69904 |" in md
     assert "$$" in md and r"\frac{\partial L}{\partial w^{1}_{12}}" in md
     tex = e.to_latex()
-    assert tex.count(r"\begin{align*}") == tex.count(r"\end{align*}") == 3
+    assert tex.count(r"\begin{align*}") == tex.count(r"\end{align*}") == 4
+    assert r"z^{2}_{1} &= (88.0)(1.0) + (88.0)(1.0) + (0.0) = 176.0" in tex
+    assert r"L &= (176.0 - 5.0)^2 = 29241.0" in tex
+    assert r"\frac{\partial L}{\partial a^{1}_{1}} &= \frac{\partial L}{\partial z^{2}_{1}}" in tex
     assert r"\frac{\partial L}{\partial w^{2}_{11}} &= \frac{\partial L}{\partial a^{2}_{1}}" in tex
     assert r"(342.0)(1.0)(88.0) = 30096.0" in tex
     assert r"w^{2}_{11} &\leftarrow 1.0 - 1 \times 10^{-5}\cdot(30096.0) = 0.69904" in tex
@@ -378,3 +382,17 @@ def test_bad_arguments() -> None:
         bp.explain(_neuron(), [1.0, 2.0, 3.0], 1.0, lr=-0.1)
     with pytest.raises(ValueError, match="explain: X has 2 features"):
         bp.explain(_neuron(), [1.0, 2.0], 1.0)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_latex_is_plain_latex_for_every_activation_and_loss(arch: str) -> None:
+    rng = np.random.default_rng(sorted(ARCHS).index(arch))
+    model, loss = _random_model(arch, rng)
+    X = rng.normal(0.0, 1.0, (2, model.n_features_in))
+    y = _targets(loss, 2, model.n_outputs, rng)
+    y = y * 1e-6 if loss == "mse" else y  # tiny numbers print as 1.2e-06
+    tex = bp.explain(model, X, y, lr=1e-7).to_latex()
+    for plain in ["²", "·", "ŷ", "<=", "∂", "sigmoid(", "e-0"]:
+        assert plain not in tex, plain
+    assert re.search(r"(?<![\\a-z])(sum|exp|tanh|max)\b", tex) is None  # \sum, \exp, ... only
+    assert tex.count("{") == tex.count("}") and tex.count("(") == tex.count(")")

@@ -18,6 +18,7 @@ product (summed over paths and rows) can be checked against it (tests/test_expla
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -343,7 +344,7 @@ class Explanation:
         factor_rows: list[list[list[Partial]]] = (
             p.paths if p.paths is not None else [[f] for f in p.local]
         )
-        pad = " " * (len(name) + 4)
+        pad = " " * (len(name) + 5)
         symbolic = [" · ".join(f.text() for f in path) for path in factor_rows[0]]
         lines = [f"∂L/∂{name} = {symbolic[0]}"] + [f"{pad}+ {t}" for t in symbolic[1:]]
         numeric = []
@@ -363,21 +364,47 @@ class Explanation:
         return lines
 
     def _equations(self) -> list[tuple[str, list[str]]]:
-        """(section title, LaTeX equation lines with one '&=' each)."""
+        """(section title, LaTeX equation lines with one '&' each)."""
+
+        def row(r: int) -> str:
+            return f" \\quad(\\text{{row {r}}})" if self.n_rows > 1 else ""
+
         fwd = []
         for f in self.forward:
-            z_sym = Sym("z", f.layer, f.node).latex()
-            a_sym = Sym("a", f.layer, f.node).latex()
-            row = f" \\quad(\\text{{row {f.row}}})" if self.n_rows > 1 else ""
-            fwd.append(f"{z_sym} &= {_tex_num(f.z)}{row}")
-            fwd.append(f"{a_sym} &= {_tex_num(f.a)}{row}")
-        loss = [f"L &= {_tex_num(self.loss)}"]
+            z_sym, a_sym = Sym("z", f.layer, f.node).latex(), Sym("a", f.layer, f.node).latex()
+            fwd.append(f"{z_sym} &= {_tex_text(f.z_text.split(' = ', 1)[1])}{row(f.row)}")
+            fwd.append(f"{a_sym} &= {_tex_text(f.a_text.split(' = ', 1)[1])}{row(f.row)}")
+        loss = [f"L &= {_tex_text(self.loss_text.split(' = ', 1)[1])}"]
         for g in self.output_grads:
-            row = f" \\quad(\\text{{row {g.row}}})" if self.n_rows > 1 else ""
-            sym = Sym("ŷ", None, g.node).latex()
-            loss.append(f"\\frac{{\\partial L}}{{\\partial {sym}}} &= {_tex_num(g.value)}{row}")
+            lhs = f"\\frac{{\\partial L}}{{\\partial {Sym('ŷ', None, g.node).latex()}}}"
+            loss.append(f"{lhs} &= {_tex_text(g.text.split(' = ', 1)[1])}{row(g.row)}")
+        back = []
+        for b in sorted(self.backward, key=lambda b: (-b.layer, b.row, b.node)):
+            a, z = Sym("a", b.layer, b.node), Sym("z", b.layer, b.node)
+            dL_da = Partial(LOSS_SYM, a, b.dL_da).latex()
+            if b.dL_da_terms:
+                terms = " + ".join(f"{p.latex()} {q.latex()}" for p, q in b.dL_da_terms)
+                nums = "".join(
+                    f"{' + ' if i else ''}{_paren(p.value, True)}{_paren(q.value, True)}"
+                    for i, (p, q) in enumerate(b.dL_da_terms)
+                )
+                back.append(f"{dL_da} &= {terms} = {nums} = {_tex_num(b.dL_da)}{row(b.row)}")
+            else:
+                y_hat = Sym("ŷ", None, b.node).latex()
+                back.append(
+                    f"{dL_da} &= \\frac{{\\partial L}}{{\\partial {y_hat}}} = "
+                    f"{_tex_num(b.dL_da)}{row(b.row)}"
+                )
+            if b.da_dz is not None:
+                back.append(
+                    f"{Partial(a, z, b.da_dz).latex()} &= {_tex_text(b.da_dz_text)}{row(b.row)}"
+                )
+            else:
+                dL_dz = Partial(LOSS_SYM, z, b.dL_dz).latex()
+                terms = " + ".join(f"{p.latex()} {q.latex()}" for p, q in b.dL_dz_terms)
+                back.append(f"{dL_dz} &= {terms} = {_tex_num(b.dL_dz)}{row(b.row)}")
         grads = []
-        for p in self.params:
+        for p in sorted(self.params, key=lambda p: -p.layer):
             rows = p.paths if p.paths is not None else [[f] for f in p.local]
             symbolic = " + ".join(" ".join(f.latex() for f in path) for path in rows[0])
             numeric = " + ".join(
@@ -391,7 +418,12 @@ class Explanation:
                     f"{p.sym.latex()} &\\leftarrow {_tex_num(p.value)} - {_tex_num(self.lr)}"
                     f"\\cdot{_paren(p.gradient, tex=True)} = {_tex_num(p.updated)}"
                 )
-        return [("Forward pass", fwd), ("Loss", loss), ("Gradients", grads)]
+        return [
+            ("Forward pass", fwd),
+            ("Loss", loss),
+            ("Backward pass", back),
+            ("Gradients", grads),
+        ]
 
     def to_latex(self) -> str:
         """The equations as LaTeX align* environments (needs amsmath)."""
@@ -433,6 +465,32 @@ class Explanation:
         )
 
 
+_TEX_WORDS = [
+    (r"\bsoftmax\b", r"\\mathrm{softmax}"),
+    (r"\bsigmoid\b", r"\\sigma"),
+    (r"\btanh\b", r"\\tanh"),
+    (r"\bexp\b", r"\\exp"),
+    (r"\bmax\b", r"\\max"),
+    (r"\balpha\b", r"\\alpha"),
+    (r"\bidentity\b", r"\\mathrm{id}"),
+    (r"\bsum_i\b", r"\\sum_i"),
+    (r"ŷ_(\d+)", r"\\hat{y}_{\1}"),
+    (r"\b([xyzap])\^(\d+)_(\d+)", r"\1^{\2}_{\3}"),
+    (r"\b([xyp])_(\d+)", r"\1_{\2}"),
+    (r"(\d)e([+-]\d+)", r"\1 \\times 10^{\2}"),
+]
+
+
+def _tex_text(text: str) -> str:
+    """A plain-text formula of this module (numbers, parentheses, a few names) as LaTeX."""
+    for note in ("(no activation)", "(linear)"):
+        text = text.replace(note, rf"\quad\text{{{note}}}")
+    out = text.replace("²", "^2").replace("·", r" \cdot ").replace("<=", r"\le").replace(" ", " ")
+    for pattern, repl in _TEX_WORDS:
+        out = re.sub(pattern, repl, out)
+    return out
+
+
 def _vec(v: Array) -> str:
     flat = np.ravel(v)
     if flat.dtype.kind in "iu":  # class labels
@@ -446,7 +504,7 @@ def _backward_text(b: BackwardNode) -> list[str]:
     if b.dL_da_terms:
         paths = " + ".join(f"{p.text()} · {q.text()}" for p, q in b.dL_da_terms)
         nums = " + ".join(f"{_paren(p.value)}{_paren(q.value)}" for p, q in b.dL_da_terms)
-        lines = [f"∂L/∂{a} = {paths}", f"{' ' * (len(a) + 4)}= {nums} = {_num(b.dL_da)}"]
+        lines = [f"∂L/∂{a} = {paths}", f"{' ' * (len(a) + 5)}= {nums} = {_num(b.dL_da)}"]
     else:
         lines = [f"∂L/∂{a} = ∂L/∂ŷ_{b.node} = {_num(b.dL_da)}"]
     if b.da_dz is not None:
@@ -454,7 +512,7 @@ def _backward_text(b: BackwardNode) -> list[str]:
     else:
         terms = " + ".join(f"{_paren(p.value)}{_paren(q.value)}" for p, q in b.dL_dz_terms)
         lines.append(f"∂L/∂{z} = sum_i ∂L/∂a_i · ∂a_i/∂{z} (softmax) = {terms}")
-        lines.append(f"{' ' * (len(z) + 4)}= {_num(b.dL_dz)}")
+        lines.append(f"{' ' * (len(z) + 5)}= {_num(b.dL_dz)}")
     return lines
 
 
