@@ -22,6 +22,8 @@ from ._executor import Executor
 from ._losses import (
     LOSSES,
     binary_cross_entropy_loss,
+    huber_loss,
+    mae_loss,
     mse_loss,
     softmax_cross_entropy_loss,
 )
@@ -39,6 +41,8 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "first_nonfinite_row",
+    "huber_loss",
+    "mae_loss",
     "mse_loss",
     "sgd_update",
     "small_gemm_threshold",

@@ -7,12 +7,21 @@ An activation right after a Dense runs in place in the Dense's slot (Dense backw
 needs its own output), so a Dense+activation pair costs one buffer. Parameters live in one
 flat array ``theta`` (gradients in ``dtheta``), so an optimizer step is one pass over memory.
 
+A dropout op (training mode only) writes a new slot and keeps its scaled keep-mask for the
+backward pass; out of training it copies. Its random stream is the executor's own (seeded by
+``seed``), so a seeded model draws the same masks on every run.
+
+Faults: a batch whose loss or any gradient is not finite raises FloatingPointError before the
+update (the parameters and optimizer state stay those of the previous step); ``run_epoch``
+polls for signals between batches, so Ctrl-C ends it at a batch boundary.
+
 The executor knows ops and buffers, not layers or models; ``backprop.Sequential`` builds it.
 """
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.math cimport isfinite
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, strchr
 
@@ -20,6 +29,7 @@ import numpy as np
 
 from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
 from ._blas cimport _ensure_blas
+from ._checks cimport _all_finite
 from ._dense cimport _dense_backward, _dense_forward
 from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _sgd_update
@@ -27,8 +37,20 @@ from ._optim cimport _adam_update, _sgd_update
 from ._activations import ACTIVATIONS
 from ._losses import LOSSES
 
+cdef extern from "Python.h":
+    # declared without an exception spec: the exception it sets stays pending until
+    # _raise_pending() hands it to Python, after the nogil section has been left
+    int _poll_signals "PyErr_CheckSignals"()
+
 cdef enum:
     OP_DENSE = -1  # op kinds >= 0 are ActKind codes
+    OP_DROPOUT = -2
+
+cdef enum:
+    # _step / _epoch results besides -1 (done) and a row index (invalid target)
+    STEP_NONFINITE = -2
+    STEP_INTERRUPTED = -3
+    POLL_WORK = 1 << 24  # multiply-adds between two signal polls in run_epoch (a few ms)
 
 cdef enum OptKind:
     OPT_NONE = 0
@@ -45,10 +67,11 @@ cdef enum Mode:
 cdef struct Op:
     int kind                  # OP_DENSE or an ActKind
     Py_ssize_t n_in, n_out    # widths; equal for activations
-    double alpha              # leaky_relu slope
+    double alpha              # leaky_relu slope; dropout probability
     Py_ssize_t w_off, b_off   # Dense: offsets of W (n_in, n_out) and b (n_out,) in theta
     int src, dst              # slots read and written
     bint need_dx              # Dense: propagate to the input (False for the first Dense)
+    void* mask                # dropout: (capacity, n_out) keep-mask scaled by 1 / (1 - p)
 
 
 cdef struct Net:
@@ -64,6 +87,10 @@ cdef struct Net:
     void* dtheta
     Py_ssize_t n_params
     int loss_kind
+    double loss_param         # Huber's delta
+    bint training             # dropout active in gradient and update steps
+    uint64_t rng              # splitmix64 state for dropout masks
+    Py_ssize_t work           # multiply-adds of one row through the network
     int opt_kind
     double lr, momentum, beta1, beta2, eps, weight_decay
     bint nesterov
@@ -72,7 +99,29 @@ cdef struct Net:
     void* state2              # Adam v
 
 
-cdef void _forward(Net* net, const floating* X, Py_ssize_t n) noexcept nogil:
+cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
+    """Next 64 random bits (Steele, Lea & Flood 2014): fast, and plenty for dropout masks."""
+    cdef uint64_t z
+    state[0] += 0x9E3779B97F4A7C15u
+    z = state[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu
+    return z ^ (z >> 31)
+
+
+cdef void _dropout_forward(Op* op, uint64_t* rng, const floating* A, floating* out,
+                           floating* mask, Py_ssize_t size) noexcept nogil:
+    """mask := (u >= p) / (1 - p) for u uniform in [0, 1); out := A * mask."""
+    cdef Py_ssize_t i
+    cdef uint64_t cut = <uint64_t>(op.alpha * 9007199254740992.0)  # p * 2^53
+    cdef floating keep = <floating>(1.0 / (1.0 - op.alpha))
+    for i in range(size):
+        mask[i] = keep if (_splitmix64(rng) >> 11) >= cut else 0
+        out[i] = A[i] * mask[i]
+
+
+cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexcept nogil:
+    """Every op over X:(n, n_in); dropout draws masks when train, else copies."""
     cdef floating* theta = <floating*>net.theta
     cdef Op* op
     cdef int k
@@ -82,15 +131,25 @@ cdef void _forward(Net* net, const floating* X, Py_ssize_t n) noexcept nogil:
         if op.kind == OP_DENSE:
             _dense_forward(<floating*>net.act[op.src], theta + op.w_off, theta + op.b_off,
                            <floating*>net.act[op.dst], n, op.n_in, op.n_out)
+        elif op.kind == OP_DROPOUT:
+            if train:
+                _dropout_forward(op, &net.rng, <floating*>net.act[op.src],
+                                 <floating*>net.act[op.dst], <floating*>op.mask, n * op.n_out)
+            else:
+                memcpy(net.act[op.dst], net.act[op.src], n * op.n_out * sizeof(floating))
         elif op.kind != ACT_IDENTITY:
             _act_forward(op.kind, op.alpha, <floating*>net.act[op.src],
                          <floating*>net.act[op.dst], n, op.n_out)
 
 
-cdef void _backward(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
+cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train) noexcept nogil:
     cdef floating* dtheta = <floating*>net.dtheta
+    cdef floating* g_out
+    cdef floating* g_in
+    cdef const floating* mask
     cdef Op* op
     cdef int k
+    cdef Py_ssize_t i
     for k in range(net.n_ops - 1, net.first_param_op - 1, -1):
         op = &net.ops[k]
         if op.kind == OP_DENSE:
@@ -98,6 +157,14 @@ cdef void _backward(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
                             <floating*>net.grad[op.dst],
                             <floating*>net.grad[op.src] if op.need_dx else NULL,
                             dtheta + op.w_off, dtheta + op.b_off, n, op.n_in, op.n_out)
+        elif op.kind == OP_DROPOUT:
+            g_out, g_in = <floating*>net.grad[op.dst], <floating*>net.grad[op.src]
+            if train:
+                mask = <const floating*>op.mask
+                for i in range(n * op.n_out):
+                    g_in[i] = g_out[i] * mask[i]
+            else:
+                memcpy(g_in, g_out, n * op.n_out * sizeof(floating))
         elif op.kind != ACT_IDENTITY:
             _act_backward(op.kind, op.alpha, <floating*>net.act[op.dst],
                           <floating*>net.grad[op.dst], <floating*>net.grad[op.src], n, op.n_out)
@@ -114,42 +181,67 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
                      net.eps, net.weight_decay, net.t)
 
 
-cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, Py_ssize_t n, int mode,
-                      double* loss) noexcept nogil:
-    """Forward X:(n, n_in), loss against T, then (by mode) backward and update.
+cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
+                      Py_ssize_t n, int mode, double* loss) noexcept nogil:
+    """Forward X:(n, n_in), loss against T (row weights w or NULL), then (by mode) backward
+    and update.
 
-    Returns -1, or the batch row of the first invalid target (nothing is updated then).
+    Returns -1; the batch row of the first invalid target; or, in update mode,
+    STEP_NONFINITE when the loss or a gradient is not finite. Nothing is updated unless -1.
     """
     cdef floating* out
     cdef Py_ssize_t bad
-    _forward(net, X, n)
+    cdef bint train = net.training and mode >= MODE_GRAD
+    _forward(net, X, n, train)
     out = <floating*>net.act[net.out_slot]
-    bad = _loss(net.loss_kind, out, T, <floating*>net.grad[net.out_slot] if mode else NULL,
-                n, net.n_out, loss)
+    bad = _loss(net.loss_kind, net.loss_param, out, T, w,
+                <floating*>net.grad[net.out_slot] if mode else NULL, n, net.n_out, loss)
     if bad >= 0 or mode == MODE_LOSS:
         return bad
-    _backward(net, <floating*>net.theta, n)
+    if mode == MODE_UPDATE and not isfinite(loss[0]):
+        return STEP_NONFINITE
+    _backward(net, <floating*>net.theta, n, train)
     if mode == MODE_UPDATE:
+        # one read of dtheta, a fraction of the update's read-modify-write of theta and state
+        if not _all_finite(<floating*>net.dtheta, net.n_params):
+            return STEP_NONFINITE
         _update(net, <floating*>net.theta)
     return -1
 
 
+cdef inline double _weight(const floating* w, Py_ssize_t n) noexcept nogil:
+    """Total weight of n rows (n when unweighted)."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if w == NULL:
+        return <double>n
+    for i in range(n):
+        total += w[i]
+    return total
+
+
 cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
-                       const int64_t* perm, Py_ssize_t N, Py_ssize_t batch,
-                       floating* xb, char* tb, double* mean_loss) noexcept nogil:
+                       const floating* W, const int64_t* perm, Py_ssize_t N, Py_ssize_t batch,
+                       floating* xb, char* tb, floating* wb, double* mean_loss,
+                       Py_ssize_t* at) noexcept nogil:
     """One pass of mini-batch steps over X:(N, n_in) in the order perm (NULL: as stored).
 
-    Shuffled batches are gathered into xb/tb; t_row is the byte size of one target row.
-    Returns -1, or the dataset row of the first invalid target.
+    Shuffled batches are gathered into xb/tb/wb; t_row is the byte size of one target row;
+    W:(N,) row weights or NULL. mean_loss := the weighted mean of the batch losses. Returns
+    -1; the dataset row of the first invalid target; or STEP_NONFINITE / STEP_INTERRUPTED
+    (with the Python exception pending) and *at := the first row of the batch not taken.
     """
     cdef Py_ssize_t start, nb, r, src, bad
-    cdef Py_ssize_t n_in = net.n_in
-    cdef double loss, total = 0
+    cdef Py_ssize_t n_in = net.n_in, work = 0
+    cdef double loss, total = 0, weight = 0, wsum
+    cdef const floating* w
     start = 0
     while start < N:
+        at[0] = start
         nb = batch if N - start > batch else N - start
         if perm == NULL:
-            bad = _step(net, X + start * n_in, T + start * t_row, nb, MODE_UPDATE, &loss)
+            w = W + start if W != NULL else W  # (a NULL in a ternary drops const)
+            bad = _step(net, X + start * n_in, T + start * t_row, w, nb, MODE_UPDATE, &loss)
             if bad >= 0:
                 return start + bad
         else:
@@ -157,29 +249,48 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
                 src = perm[start + r]
                 memcpy(xb + r * n_in, X + src * n_in, n_in * sizeof(floating))
                 memcpy(tb + r * t_row, T + src * t_row, t_row)
-            bad = _step(net, xb, tb, nb, MODE_UPDATE, &loss)
+                if W != NULL:
+                    wb[r] = W[src]
+            w = NULL if W == NULL else wb
+            bad = _step(net, xb, tb, w, nb, MODE_UPDATE, &loss)
             if bad >= 0:
                 return perm[start + bad]
-        total += loss * nb
+        if bad != -1:
+            return bad
+        wsum = _weight(w, nb)
+        total += loss * wsum
+        weight += wsum
         start += nb
-    mean_loss[0] = total / N
+        work += nb * net.work
+        if work >= POLL_WORK and start < N:
+            work = 0
+            with gil:
+                if _poll_signals() < 0:
+                    at[0] = start
+                    return STEP_INTERRUPTED
+    mean_loss[0] = total / weight if weight > 0 else 0.0
     return -1
 
 
 cdef Py_ssize_t _evaluate(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
-                          Py_ssize_t N, Py_ssize_t chunk, double* mean_loss) noexcept nogil:
-    """Mean loss over X:(N, n_in) in chunks of at most `chunk` rows, no gradients."""
+                          const floating* W, Py_ssize_t N, Py_ssize_t chunk,
+                          double* mean_loss) noexcept nogil:
+    """Weighted mean loss over X:(N, n_in) in chunks of at most `chunk` rows, no gradients."""
     cdef Py_ssize_t nb, bad
-    cdef double loss, total = 0
+    cdef double loss, wsum, total = 0, weight = 0
+    cdef const floating* w
     cdef Py_ssize_t start = 0
     while start < N:
         nb = chunk if N - start > chunk else N - start
-        bad = _step(net, X + start * net.n_in, T + start * t_row, nb, MODE_LOSS, &loss)
+        w = W + start if W != NULL else W
+        bad = _step(net, X + start * net.n_in, T + start * t_row, w, nb, MODE_LOSS, &loss)
         if bad >= 0:
             return start + bad
-        total += loss * nb
+        wsum = _weight(w, nb)
+        total += loss * wsum
+        weight += wsum
         start += nb
-    mean_loss[0] = total / N
+    mean_loss[0] = total / weight if weight > 0 else 0.0
     return -1
 
 
@@ -189,7 +300,7 @@ cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
     cdef Py_ssize_t nb, start = 0
     while start < N:
         nb = chunk if N - start > chunk else N - start
-        _forward(net, X + start * net.n_in, nb)
+        _forward(net, X + start * net.n_in, nb, False)
         memcpy(out + start * net.n_out, net.act[net.out_slot],
                nb * net.n_out * sizeof(floating))
         start += nb
@@ -231,7 +342,8 @@ cdef void* _acquire(Py_buffer* view, obj, str name, const char* kinds, Py_ssize_
 cdef class Executor:
     """Compiled plan of a layer stack over flat parameters theta and gradients dtheta.
 
-    ops: list of ("dense", n_in, n_out, w_off, b_off) or (activation_name, width, alpha).
+    ops: list of ("dense", n_in, n_out, w_off, b_off), ("dropout", width, p) or
+    (activation_name, width, alpha).
     theta, dtheta: 1-D C-contiguous float32 or float64 arrays of one dtype; they are used in
     place (the caller's views of them see every update).
     """
@@ -245,7 +357,7 @@ cdef class Executor:
     cdef Py_ssize_t _itemsize
     cdef bytes _fmt
     cdef list _widths
-    cdef object _gather_x, _gather_t  # fit's shuffled batch, gathered (bytes for targets)
+    cdef object _gather_x, _gather_t, _gather_w  # fit's shuffled batch (bytes for targets)
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -283,6 +395,8 @@ cdef class Executor:
         self.net.dtheta = <void*><size_t>dtheta.ctypes.data
         self.net.loss_kind = -1
         self.net.opt_kind = OPT_NONE
+        self.net.training = True
+        self.net.rng = 0
         self.capacity = 0
         self._buffers = []
 
@@ -323,6 +437,23 @@ cdef class Executor:
                 n_slots += 1
                 widths.append(op.n_out)
                 width = op.n_out
+                self.net.work += op.n_in * op.n_out
+            elif spec[0] == "dropout":
+                _, op.n_out, op.alpha = spec
+                op.kind = OP_DROPOUT
+                op.n_in = op.n_out
+                if op.n_out < 1 or (width >= 0 and op.n_out != width):
+                    raise ValueError(f"op {k}: dropout width {op.n_out} does not match its "
+                                     f"input width {width}")
+                if not 0 <= op.alpha < 1:
+                    raise ValueError(f"op {k}: dropout probability must be in [0, 1), got "
+                                     f"{op.alpha}")
+                if width < 0:
+                    self.net.n_in = width = op.n_out
+                # a new slot: the input may be X, or an output another op's backward needs
+                slot, slot_from_dense = n_slots, False
+                n_slots += 1
+                widths.append(op.n_out)
             else:
                 name, op.n_out, op.alpha = spec
                 if name not in ACTIVATIONS:
@@ -370,6 +501,7 @@ cdef class Executor:
     cdef int _reserve(self, Py_ssize_t capacity) except -1:
         if capacity <= self.capacity:
             return 0
+        cdef int k
         buffers = []
         for s in range(1, self.net.n_slots):
             a = np.zeros(capacity * self._widths[s], dtype=self.dtype)
@@ -377,16 +509,39 @@ cdef class Executor:
             self.net.act[s] = <void*><size_t>a.ctypes.data
             self.net.grad[s] = <void*><size_t>g.ctypes.data
             buffers += [a, g]
+        for k in range(self.net.n_ops):
+            if self.net.ops[k].kind == OP_DROPOUT:
+                a = np.zeros(capacity * self.net.ops[k].n_out, dtype=self.dtype)
+                self.net.ops[k].mask = <void*><size_t>a.ctypes.data
+                buffers.append(a)
         self._buffers = buffers
         self.capacity = capacity
         return 0
 
-    def set_loss(self, str name):
-        """Choose the loss: one of LOSSES."""
+    def set_loss(self, str name, double param=1.0):
+        """Choose the loss: one of LOSSES; param is Huber's delta (> 0)."""
         if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+        if not param > 0:
+            raise ValueError(f"param must be > 0, got {param}")
         self._check_idle()
         self.net.loss_kind = LOSSES[name]
+        self.net.loss_param = param
+
+    @property
+    def training(self):
+        """Dropout is active in gradient and update steps while True (the default)."""
+        return self.net.training
+
+    @training.setter
+    def training(self, bint value):
+        self._check_idle()
+        self.net.training = value
+
+    def seed(self, uint64_t value):
+        """Restart the dropout masks' random stream from value."""
+        self._check_idle()
+        self.net.rng = value
 
     def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False,
                 double weight_decay=0.0):
@@ -463,6 +618,12 @@ cdef class Executor:
         """Pointer to X:(n, n_in) of the network's dtype."""
         return _acquire(buf, X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
 
+    cdef const void* _weights(self, Py_buffer* buf, W, Py_ssize_t n) except? NULL:
+        """Pointer to the row weights W:(n,) of the network's dtype, or NULL for None."""
+        if W is None:
+            return NULL
+        return _acquire(buf, W, "W", self._fmt, self._itemsize, n, False)
+
     cdef void* _targets(self, Py_buffer* buf, T, Py_ssize_t n, Py_ssize_t* row_bytes) except NULL:
         """Pointer to T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the
         network's dtype. Sets row_bytes to the size of one target row."""
@@ -472,53 +633,67 @@ cdef class Executor:
         row_bytes[0] = self._itemsize * self.net.n_out
         return _acquire(buf, T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
 
-    def step(self, X, T, int mode=MODE_UPDATE):
+    def step(self, X, T, int mode=MODE_UPDATE, W=None):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
 
         mode 0: loss only; 1: also gradients into dtheta; 2: also an optimizer step.
         T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the dtype.
-        Returns the mean loss.
+        W: (n,) row weights of the dtype, or None. Returns the (weighted) mean loss.
         """
         if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
         cdef Py_ssize_t n = len(X), row_bytes, bad
-        cdef Py_buffer bx, bt
+        cdef Py_buffer bx, bt, bw
         cdef void* x
         cdef void* t
+        cdef const void* w
         cdef double loss = 0
         memset(&bx, 0, sizeof(Py_buffer))
         memset(&bt, 0, sizeof(Py_buffer))
+        memset(&bw, 0, sizeof(Py_buffer))
         self._enter(mode, n)
         try:
             if n > self.capacity:
                 self._reserve(n)
             x = self._input(&bx, X, n)
             t = self._targets(&bt, T, n, &row_bytes)
+            w = self._weights(&bw, W, n)
             with nogil:
                 if self._itemsize == 4:
-                    bad = _step(&self.net, <float*>x, t, n, mode, &loss)
+                    bad = _step(&self.net, <float*>x, t, <float*>w, n, mode, &loss)
                 else:
-                    bad = _step(&self.net, <double*>x, t, n, mode, &loss)
+                    bad = _step(&self.net, <double*>x, t, <double*>w, n, mode, &loss)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
             PyBuffer_Release(&bt)
+            PyBuffer_Release(&bw)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
+        if bad == STEP_NONFINITE:
+            raise FloatingPointError(f"the loss ({loss}) or a gradient is not finite; no update "
+                                     f"was made (the parameters are unchanged)")
         return loss
 
-    def run_epoch(self, X, T, perm, Py_ssize_t batch_size):
-        """Mini-batch updates over all of X:(N, n_in), T in the order perm:(N,) int64 (or
-        None: as stored). Returns the mean of the batch losses weighted by batch size."""
+    def run_epoch(self, X, T, perm, Py_ssize_t batch_size, W=None):
+        """Mini-batch updates over all of X:(N, n_in), T (and row weights W:(N,) or None) in
+        the order perm:(N,) int64 (or None: as stored). Returns the mean of the batch losses
+        weighted by batch weight (by batch size without W).
+
+        Raises FloatingPointError at the first batch with a non-finite loss or gradient, and
+        KeyboardInterrupt (or whatever a signal handler raises) at a batch boundary; the
+        earlier batches' updates stay made, the failing one's is not."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        cdef Py_ssize_t N = len(X), row_bytes, bad
-        cdef Py_buffer views[5]  # X, T, perm, gathered X, gathered T
+        cdef Py_ssize_t N = len(X), row_bytes, bad, at = 0
+        cdef Py_buffer views[7]  # X, T, perm, gathered X, gathered T, W, gathered W
         cdef int i
         cdef void* x
         cdef void* t
         cdef void* gx
         cdef void* gt
+        cdef const void* w
+        cdef void* gw = NULL
         cdef void* p = NULL
         cdef double loss = 0
         memset(views, 0, sizeof(views))
@@ -535,48 +710,69 @@ cdef class Executor:
             gx = _acquire(&views[3], self._gather_x, "gather", self._fmt, self._itemsize,
                           len(self._gather_x), True)
             gt = _acquire(&views[4], self._gather_t, "gather", b"B", 1, len(self._gather_t), True)
+            w = self._weights(&views[5], W, N)
+            if w != NULL:
+                if self._gather_w is None or len(self._gather_w) < batch_size:
+                    self._gather_w = np.empty(batch_size, dtype=self.dtype)
+                gw = _acquire(&views[6], self._gather_w, "gather", self._fmt, self._itemsize,
+                              len(self._gather_w), True)
             if perm is not None:
                 p = _acquire(&views[2], perm, "perm", b"lq", sizeof(int64_t), N, False)
                 if not _in_range(<int64_t*>p, N):
                     raise ValueError(f"perm must hold row indices in [0, {N})")
             with nogil:
                 if self._itemsize == 4:
-                    bad = _epoch(&self.net, <float*>x, <char*>t, row_bytes, <int64_t*>p, N,
-                                 batch_size, <float*>gx, <char*>gt, &loss)
+                    bad = _epoch(&self.net, <float*>x, <char*>t, row_bytes, <float*>w,
+                                 <int64_t*>p, N, batch_size, <float*>gx, <char*>gt,
+                                 <float*>gw, &loss, &at)
                 else:
-                    bad = _epoch(&self.net, <double*>x, <char*>t, row_bytes, <int64_t*>p, N,
-                                 batch_size, <double*>gx, <char*>gt, &loss)
+                    bad = _epoch(&self.net, <double*>x, <char*>t, row_bytes, <double*>w,
+                                 <int64_t*>p, N, batch_size, <double*>gx, <char*>gt,
+                                 <double*>gw, &loss, &at)
         finally:
             self._busy = False
-            for i in range(5):
+            for i in range(7):
                 PyBuffer_Release(&views[i])
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
+        if bad == STEP_INTERRUPTED:
+            _raise_pending()
+        if bad == STEP_NONFINITE:
+            raise FloatingPointError(
+                f"the loss or a gradient is not finite in the batch starting at row {at} of "
+                f"the epoch ({at // batch_size} batches done); no update was made for it")
         return loss
 
-    def evaluate(self, X, T, Py_ssize_t chunk=1024):
-        """Mean loss over X:(N, n_in) against T, without gradients, `chunk` rows at a time."""
+    def evaluate(self, X, T, Py_ssize_t chunk=1024, W=None):
+        """(Weighted) mean loss over X:(N, n_in) against T (row weights W:(N,) or None),
+        without gradients or dropout, `chunk` rows at a time."""
         cdef Py_ssize_t N = len(X), row_bytes, bad
-        cdef Py_buffer bx, bt
+        cdef Py_buffer bx, bt, bw
         cdef void* x
         cdef void* t
+        cdef const void* w
         cdef double loss = 0
         memset(&bx, 0, sizeof(Py_buffer))
         memset(&bt, 0, sizeof(Py_buffer))
+        memset(&bw, 0, sizeof(Py_buffer))
         self._enter(MODE_LOSS, N)
         try:
             chunk = self._chunk(chunk, N)
             x = self._input(&bx, X, N)
             t = self._targets(&bt, T, N, &row_bytes)
+            w = self._weights(&bw, W, N)
             with nogil:
                 if self._itemsize == 4:
-                    bad = _evaluate(&self.net, <float*>x, <char*>t, row_bytes, N, chunk, &loss)
+                    bad = _evaluate(&self.net, <float*>x, <char*>t, row_bytes, <float*>w, N,
+                                    chunk, &loss)
                 else:
-                    bad = _evaluate(&self.net, <double*>x, <char*>t, row_bytes, N, chunk, &loss)
+                    bad = _evaluate(&self.net, <double*>x, <char*>t, row_bytes, <double*>w, N,
+                                    chunk, &loss)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
             PyBuffer_Release(&bt)
+            PyBuffer_Release(&bw)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return loss
@@ -609,6 +805,11 @@ cdef class Executor:
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
         return self.capacity
+
+
+cdef int _raise_pending() except -1:
+    """Hand the exception a signal handler raised inside _epoch (still pending) to Python."""
+    return -1
 
 
 cdef bint _in_range(const int64_t* p, Py_ssize_t n) noexcept nogil:

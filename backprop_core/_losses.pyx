@@ -1,4 +1,11 @@
-"""Losses: the mean value and its gradient with respect to the network output, in one pass.
+"""Losses: the (weighted) mean value and its gradient with respect to the network output, in
+one pass.
+
+Row i of a batch of n rows has weight w_i (all 1 when w is NULL) and loss L_i; the batch loss
+is sum_i w_i L_i / sum_i w_i (scikit-learn's sample_weight convention; the plain mean when
+w is NULL). The element-wise losses take L_i as the mean over the row's m outputs, so the
+unweighted value is the mean over all n*m elements, as torch's reduction="mean". A batch whose
+weights sum to 0 has loss 0 and gradient 0.
 
 Each kernel returns -1, or the index of the first row whose target is invalid (a class label
 outside [0, m), a binary target outside [0, 1]); then ``loss`` and ``G`` are unspecified.
@@ -14,26 +21,85 @@ LOSSES = {
     "mse": LOSS_MSE,
     "softmax_cross_entropy": LOSS_SOFTMAX_CROSS_ENTROPY,
     "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY,
+    "mae": LOSS_MAE,
+    "huber": LOSS_HUBER,
 }
 
 
-cdef Py_ssize_t _mse(const floating* Y, const floating* T, floating* G,
-                     Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """L = mean((Y - T)**2) over all n*m elements; G := 2 (Y - T) / (n m)."""
-    cdef Py_ssize_t i, size = n * m
-    cdef double d, total = 0, scale = 2.0 / size
-    for i in range(size):
-        d = <double>Y[i] - <double>T[i]
-        total += d * d
+cdef inline double _inv_total(const floating* w, Py_ssize_t n) noexcept nogil:
+    """1 / sum of the row weights (1 / n without weights; 0 when they sum to 0)."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if w == NULL:
+        return 1.0 / n
+    for i in range(n):
+        total += w[i]
+    return 1.0 / total if total > 0 else 0.0
+
+
+cdef Py_ssize_t _elementwise(int kind, double delta, const floating* Y, const floating* T,
+                             const floating* w, floating* G, Py_ssize_t n, Py_ssize_t m,
+                             double* loss) noexcept nogil:
+    """The losses with one target per output, d = y - t (z, t for binary cross-entropy):
+
+    mse:    l = d^2                                 l' = 2 d
+    mae:    l = |d|                                 l' = sign(d)  (0 at d = 0, as torch)
+    huber:  l = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)
+                                                    l' = clip(d, -delta, delta)
+    bce:    l = max(z, 0) - z t + log1p(exp(-|z|))  l' = sigmoid(z) - t   (from logits z)
+    G := w_i l' / (m sum w); one exp per logit for bce: e = exp(-|z|) gives log1p(e) and
+    sigmoid(z) = 1/(1+e) or e/(1+e).
+    """
+    cdef Py_ssize_t i, j
+    cdef double d, t, e, a, row, wi, scale, total = 0, inv = _inv_total(w, n)
+    cdef const floating* y
+    cdef const floating* tt
+    cdef floating* g = NULL
+    for i in range(n):
+        wi = 1.0 if w == NULL else w[i]
+        scale = wi * inv / m
+        y, tt = Y + i * m, T + i * m
         if G != NULL:
-            G[i] = <floating>(scale * d)
-    loss[0] = total / size
+            g = G + i * m
+        row = 0
+        if kind == LOSS_MSE:
+            for j in range(m):
+                d = <double>y[j] - <double>tt[j]
+                row += d * d
+                if g != NULL:
+                    g[j] = <floating>(2 * scale * d)
+        elif kind == LOSS_MAE:
+            for j in range(m):
+                d = <double>y[j] - <double>tt[j]
+                row += fabs(d)
+                if g != NULL:
+                    g[j] = <floating>(scale if d > 0 else (-scale if d < 0 else 0))
+        elif kind == LOSS_HUBER:
+            for j in range(m):
+                d = <double>y[j] - <double>tt[j]
+                a = fabs(d)
+                row += 0.5 * d * d if a <= delta else delta * (a - 0.5 * delta)
+                if g != NULL:
+                    g[j] = <floating>(scale * (d if a <= delta else (delta if d > 0 else -delta)))
+        else:
+            for j in range(m):
+                t = tt[j]
+                if not (0 <= t <= 1):
+                    return i
+                d = y[j]
+                e = exp(-fabs(d))
+                row += (d if d > 0 else 0) - d * t + log1p(e)
+                if g != NULL:
+                    g[j] = <floating>(scale * ((1 if d >= 0 else e) / (1 + e) - t))
+        total += wi * row
+    loss[0] = total * inv / m
     return -1
 
 
-cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels, floating* G,
-                                       Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """L = mean_i(logsumexp(Z[i]) - Z[i, y_i]); G := (softmax(Z) - onehot(y)) / n.
+cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels,
+                                       const floating* w, floating* G, Py_ssize_t n,
+                                       Py_ssize_t m, double* loss) noexcept nogil:
+    """L_i = logsumexp(Z[i]) - Z[i, y_i]; G := w_i (softmax(Z) - onehot(y)) / sum w.
 
     One exp per logit: the exponentials are stored in G, then scaled into the gradient.
     """
@@ -42,11 +108,12 @@ cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels,
     cdef const floating* z
     cdef floating* g
     cdef floating zmax, e
-    cdef double s, total = 0, inv_n = 1.0 / n
+    cdef double s, wi, scale, total = 0, inv = _inv_total(w, n)
     for i in range(n):
         y = labels[i]
         if y < 0 or y >= m:
             return i
+        wi = 1.0 if w == NULL else w[i]
         z = Z + i * m
         zmax = z[0]
         for j in range(1, m):
@@ -62,100 +129,107 @@ cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels,
                 e = _exp(z[j] - zmax)
                 g[j] = e
                 s += e
-            e = <floating>(inv_n / s)
+            scale = wi * inv
+            e = <floating>(scale / s)
             for j in range(m):
                 g[j] *= e
-            g[y] -= <floating>inv_n
-        total += zmax + log(s) - z[y]
-    loss[0] = total * inv_n
-    return -1
-
-
-cdef Py_ssize_t _binary_cross_entropy(const floating* Z, const floating* T, floating* G,
-                                      Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """From logits Z: L = mean(max(Z,0) - Z T + log1p(exp(-|Z|))); G := (sigmoid(Z) - T)/(n m).
-
-    One exp per logit: e = exp(-|z|) gives both log1p(e) and sigmoid(z) (1/(1+e) or e/(1+e)).
-    """
-    cdef Py_ssize_t i, size = n * m
-    cdef double z, t, e, total = 0, inv = 1.0 / size
-    for i in range(size):
-        t = T[i]
-        if not (0 <= t <= 1):
-            return i // m
-        z = Z[i]
-        e = exp(-fabs(z))
-        total += (z if z > 0 else 0) - z * t + log1p(e)
-        if G != NULL:
-            G[i] = <floating>(((1 if z >= 0 else e) / (1 + e) - t) * inv)
+            g[y] -= <floating>scale
+        total += wi * (zmax + log(s) - z[y])
     loss[0] = total * inv
     return -1
 
 
-cdef Py_ssize_t _loss(int kind, const floating* Y, const void* T, floating* G,
-                      Py_ssize_t n, Py_ssize_t m, double* loss) noexcept nogil:
-    """Dispatch on kind. Y, G:(n, m); T:(n,) int64 labels or (n, m) floating targets."""
+cdef Py_ssize_t _loss(int kind, double param, const floating* Y, const void* T,
+                      const floating* w, floating* G, Py_ssize_t n, Py_ssize_t m,
+                      double* loss) noexcept nogil:
+    """Dispatch on kind. Y, G:(n, m); T:(n,) int64 labels or (n, m) floating targets;
+    w:(n,) row weights or NULL; param: Huber's delta."""
     if kind == LOSS_SOFTMAX_CROSS_ENTROPY:
-        return _softmax_cross_entropy(Y, <const int64_t*>T, G, n, m, loss)
-    if kind == LOSS_BINARY_CROSS_ENTROPY:
-        return _binary_cross_entropy(Y, <const floating*>T, G, n, m, loss)
-    return _mse(Y, <const floating*>T, G, n, m, loss)
+        return _softmax_cross_entropy(Y, <const int64_t*>T, w, G, n, m, loss)
+    return _elementwise(kind, param, Y, <const floating*>T, w, G, n, m, loss)
 
 
-cdef double _elementwise(str who, int kind, const floating[:, ::1] Y,
-                         const floating[:, ::1] T, floating[:, ::1] G) except? -1:
-    """Shape checks and the call for the losses whose targets have Y's shape."""
-    yshape = (Y.shape[0], Y.shape[1])
-    _check_output(who, yshape, G)
-    if (T.shape[0], T.shape[1]) != yshape:
-        raise ValueError(f"{who}: T must have the shape of Y {yshape}, "
-                         f"got {(T.shape[0], T.shape[1])}")
-    cdef double loss
-    cdef Py_ssize_t bad
+cdef double _call(str who, int kind, double param, const floating[:, ::1] Y, const void* T,
+                  const floating[::1] w, floating[:, ::1] G) except? -1:
+    """Shape checks shared by every loss, then the kernel without the GIL."""
+    cdef Py_ssize_t n = Y.shape[0], m = Y.shape[1], bad
+    cdef double loss = 0
+    if n == 0 or m == 0:
+        raise ValueError(f"{who}: Y must be non-empty, got shape {(n, m)}")
+    if G is not None and (G.shape[0], G.shape[1]) != (n, m):
+        raise ValueError(f"{who}: G must have the shape of Y {(n, m)}, got "
+                         f"{(G.shape[0], G.shape[1])}")
+    if w is not None and w.shape[0] != n:
+        raise ValueError(f"{who}: w must have shape ({n},), got ({w.shape[0]},)")
     cdef floating* g = NULL if G is None else &G[0, 0]
+    cdef const floating* wp = NULL
+    if w is not None:
+        wp = &w[0]
     with nogil:
-        bad = _loss(kind, &Y[0, 0], &T[0, 0], g, Y.shape[0], Y.shape[1], &loss)
+        bad = _loss(kind, param, &Y[0, 0], T, wp, g, n, m, &loss)
     if bad >= 0:
+        if kind == LOSS_SOFTMAX_CROSS_ENTROPY:
+            raise ValueError(f"{who}: labels[{bad}] = {(<const int64_t*>T)[bad]} is not a "
+                             f"class index in [0, {m})")
         raise ValueError(f"{who}: T row {bad} holds a target outside [0, 1]")
     return loss
 
 
-cdef _check_output(str who, tuple yshape, G):
-    if yshape[0] == 0 or yshape[1] == 0:
-        raise ValueError(f"{who}: Y must be non-empty, got shape {yshape}")
-    if G is not None and tuple(G.shape) != yshape:
-        raise ValueError(f"{who}: G must have the shape of Y {yshape}, got {tuple(G.shape)}")
+cdef double _with_targets(str who, int kind, double param, const floating[:, ::1] Y,
+                          const floating[:, ::1] T, const floating[::1] w,
+                          floating[:, ::1] G) except? -1:
+    if (T.shape[0], T.shape[1]) != (Y.shape[0], Y.shape[1]):
+        raise ValueError(f"{who}: T must have the shape of Y {(Y.shape[0], Y.shape[1])}, "
+                         f"got {(T.shape[0], T.shape[1])}")
+    return _call(who, kind, param, Y, &T[0, 0] if T.shape[0] * T.shape[1] else NULL, w, G)
 
 
 def mse_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
-             floating[:, ::1] G=None):
-    """mean((Y - T)**2); writes G := dL/dY unless G is None.   Y, T, G:(n, m)"""
-    return _elementwise("mse_loss", LOSS_MSE, Y, T, G)
+             floating[:, ::1] G=None, const floating[::1] w=None):
+    """Weighted mean of mean_j (Y - T)**2; writes G := dL/dY unless G is None.
+
+    Y, T, G:(n, m) w:(n,) row weights (None: all 1)
+    """
+    return _with_targets("mse_loss", LOSS_MSE, 0.0, Y, T, w, G)
+
+
+def mae_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
+             floating[:, ::1] G=None, const floating[::1] w=None):
+    """Weighted mean of mean_j |Y - T|; writes G := dL/dY unless G is None.
+
+    Y, T, G:(n, m) w:(n,) row weights (None: all 1)
+    """
+    return _with_targets("mae_loss", LOSS_MAE, 0.0, Y, T, w, G)
+
+
+def huber_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
+               floating[:, ::1] G=None, const floating[::1] w=None, double delta=1.0):
+    """Weighted mean of mean_j huber_delta(Y - T), as torch.nn.HuberLoss; writes G := dL/dY
+    unless G is None.   Y, T, G:(n, m) w:(n,) row weights (None: all 1), delta > 0
+    """
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    return _with_targets("huber_loss", LOSS_HUBER, delta, Y, T, w, G)
 
 
 def binary_cross_entropy_loss(const floating[:, ::1] Z not None, const floating[:, ::1] T not None,
-                              floating[:, ::1] G=None):
-    """mean BCE from logits; writes G := dL/dZ unless G is None.   Z, T, G:(n, m), T in [0, 1]"""
-    return _elementwise("binary_cross_entropy_loss", LOSS_BINARY_CROSS_ENTROPY, Z, T, G)
+                              floating[:, ::1] G=None, const floating[::1] w=None):
+    """Weighted mean BCE from logits; writes G := dL/dZ unless G is None.
+
+    Z, T, G:(n, m) T in [0, 1], w:(n,) row weights (None: all 1)
+    """
+    return _with_targets("binary_cross_entropy_loss", LOSS_BINARY_CROSS_ENTROPY, 0.0, Z, T, w, G)
 
 
 def softmax_cross_entropy_loss(const floating[:, ::1] Z not None,
-                               const int64_t[::1] labels not None, floating[:, ::1] G=None):
-    """mean(logsumexp(Z) - Z[y]) from logits; writes G := dL/dZ unless G is None.
+                               const int64_t[::1] labels not None, floating[:, ::1] G=None,
+                               const floating[::1] w=None):
+    """Weighted mean of logsumexp(Z) - Z[y] from logits; writes G := dL/dZ unless G is None.
 
-    Z, G:(n, m) labels:(n,) int64 in [0, m)
+    Z, G:(n, m) labels:(n,) int64 in [0, m) w:(n,) row weights (None: all 1)
     """
-    yshape = (Z.shape[0], Z.shape[1])
-    _check_output("softmax_cross_entropy_loss", yshape, G)
     if labels.shape[0] != Z.shape[0]:
         raise ValueError(f"softmax_cross_entropy_loss: labels must have shape ({Z.shape[0]},), "
                          f"got ({labels.shape[0]},)")
-    cdef double loss
-    cdef Py_ssize_t bad
-    cdef floating* g = NULL if G is None else &G[0, 0]
-    with nogil:
-        bad = _softmax_cross_entropy(&Z[0, 0], &labels[0], g, Z.shape[0], Z.shape[1], &loss)
-    if bad >= 0:
-        raise ValueError(f"softmax_cross_entropy_loss: labels[{bad}] = {labels[bad]} is not a "
-                         f"class index in [0, {Z.shape[1]})")
-    return loss
+    return _call("softmax_cross_entropy_loss", LOSS_SOFTMAX_CROSS_ENTROPY, 0.0, Z,
+                 &labels[0] if labels.shape[0] else NULL, w, G)

@@ -163,6 +163,67 @@ def test_binary_cross_entropy_loss(rng, dtype, shape, scale):
     close(G, eG, dtype)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (6, 4), (33, 10)])
+@pytest.mark.parametrize("delta", [0.3, 1.0, 5.0])
+def test_huber_loss(rng, dtype, shape, delta):
+    Y, T = randn(rng, shape, dtype, 2.0), randn(rng, shape, dtype)
+    G, eG = np.empty_like(Y), np.empty(shape)
+    loss = core.huber_loss(Y, T, G, delta=delta)
+    close(loss, ref.huber_loss(Y, T, eG, delta=delta), dtype, Y.size)
+    close(G, eG, dtype)
+    # delta large: half the squared error; every |d| above delta: linear
+    if delta == 5.0 and np.abs(Y - T).max() <= 5.0:
+        close(loss, 0.5 * ref.mse_loss(Y, T), dtype, Y.size)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (6, 4), (33, 10)])
+def test_mae_loss(rng, dtype, shape):
+    Y, T = randn(rng, shape, dtype), randn(rng, shape, dtype)
+    T[0, 0] = Y[0, 0]  # d = 0: gradient 0, as torch's sign
+    G, eG = np.empty_like(Y), np.empty(shape)
+    loss = core.mae_loss(Y, T, G)
+    close(loss, ref.mae_loss(Y, T, eG), dtype, Y.size)
+    close(G, eG, dtype)
+    assert G[0, 0] == 0
+
+
+LOSS_CASES = ["mse_loss", "mae_loss", "huber_loss", "binary_cross_entropy_loss"]
+
+
+@pytest.mark.parametrize("name", [*LOSS_CASES, "softmax_cross_entropy_loss"])
+def test_weighted_losses(rng, dtype, name):
+    """Row weights: sum_i w_i L_i / sum_i w_i, against the spec; integer weights equal
+    repeating rows; all-ones weights equal no weights."""
+    n, m = 7, 3
+    Y = randn(rng, (n, m), dtype, 2.0)
+    if name == "softmax_cross_entropy_loss":
+        T = rng.integers(0, m, n)
+    elif name == "binary_cross_entropy_loss":
+        T = rng.uniform(0, 1, (n, m)).astype(dtype)
+    else:
+        T = randn(rng, (n, m), dtype)
+    w = np.array([0, 1, 2, 3, 0, 1, 1], dtype=dtype)
+    kernel, spec = getattr(core, name), getattr(ref, name)
+    G, eG = np.empty_like(Y), np.empty((n, m))
+    loss = kernel(Y, T, G, w)
+    close(loss, spec(Y, T, eG, w), dtype, n * m)
+    close(G, eG, dtype)
+    assert not G[0].any() and not G[4].any()  # weight 0: no gradient
+    rep = np.repeat(np.arange(n), w.astype(int))
+    close(loss, kernel(Y[rep], T[rep]), dtype, n * m)
+    close(kernel(Y, T, None, np.ones(n, dtype)), kernel(Y, T), dtype, n * m)
+    G[...] = 1
+    assert kernel(Y, T, G, np.zeros(n, dtype)) == 0 and not G.any()  # weights sum to 0
+
+
+def test_loss_kernels_reject_bad_weights():
+    Y = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"w must have shape \(3,\)"):
+        core.mse_loss(Y, Y, None, np.ones(2))
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        core.huber_loss(Y, Y, delta=0.0)
+
+
 def test_loss_kernels_reject_bad_targets():
     Z = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"labels\[1\] = 4 is not a class index in \[0, 4\)"):
@@ -257,6 +318,8 @@ def test_first_nonfinite_row():
         "activation_forward",
         "activation_backward",
         "mse_loss",
+        "mae_loss",
+        "huber_loss",
         "softmax_cross_entropy_loss",
         "binary_cross_entropy_loss",
         "sgd_update",

@@ -154,6 +154,8 @@ ARCHS = {
     "softmax-out-mse": ([2, 3, 3], [bp.Sigmoid, bp.Softmax], "mse"),
     "identity-none-ce": ([2, 2, 3], [bp.Identity, None], "ce"),
     "four-layers": ([2, 2, 2, 2, 1], [bp.Tanh, bp.ReLU, bp.Sigmoid, None], "mse"),
+    "mae": ([3, 3, 2], [bp.Tanh, None], "mae"),
+    "huber-dropout": ([3, 4, 2], [(bp.ReLU, lambda: bp.Dropout(0.5)), None], "huber"),
 }
 
 
@@ -162,15 +164,20 @@ def _random_model(arch: str, rng: np.random.Generator) -> tuple[bp.Sequential, s
     layers: list[bp.Layer] = []
     for n_in, n_out, act in zip(widths[:-1], widths[1:], acts, strict=True):
         layers.append(bp.Dense(n_in, n_out, weight_init="normal"))
-        if act is not None:
-            layers.append(act())
+        layers += [make() for make in (act if isinstance(act, tuple) else (act,)) if make]
     model = bp.Sequential(layers, dtype="float64", seed=0)
     for layer in model.layers:
         if isinstance(layer, bp.Dense):
             # O(1) weights and biases, so that every factor matters; no exact zeros for ReLU
             layer.W[:] = rng.normal(0.0, 1.0, layer.W.shape)
             layer.b[:] = rng.normal(0.0, 0.5, layer.b.shape)
-    losses = {"mse": bp.MSE(), "ce": bp.SoftmaxCrossEntropy(), "bce": bp.BinaryCrossEntropy()}
+    losses = {
+        "mse": bp.MSE(),
+        "mae": bp.MAE(),
+        "huber": bp.Huber(delta=0.5),
+        "ce": bp.SoftmaxCrossEntropy(),
+        "bce": bp.BinaryCrossEntropy(),
+    }
     return model.compile(losses[loss], bp.SGD(lr=0.1)), loss
 
 
@@ -190,7 +197,9 @@ def test_every_shown_product_equals_the_kernel_gradient(arch: str, n_rows: int) 
     X = rng.normal(0.0, 1.0, (n_rows, model.n_features_in))
     y = _targets(loss, n_rows, model.n_outputs, rng)
     e = bp.explain(model, X, y, lr=0.1)
-    kernel = model.gradients(X, y)  # the model's own float64 kernels, computed separately
+    assert model.training  # explain shows the eval-mode network on a copy
+    # the model's own float64 kernels, computed separately (no dropout: eval mode)
+    kernel = model.eval().gradients(X, y)
 
     assert len(e.params) == model.n_params
     for p in e.params:
@@ -287,7 +296,9 @@ def test_a_batch_is_the_mean_loss_and_its_gradient_sums_the_rows() -> None:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_explain_changes_nothing_in_the_model(dtype: str) -> None:
     rng = np.random.default_rng(2)
-    model = bp.Sequential([bp.Dense(3, 4), bp.ReLU(), bp.Dense(4, 2)], dtype=dtype, seed=2)
+    model = bp.Sequential(
+        [bp.Dense(3, 4), bp.ReLU(), bp.Dropout(0.3), bp.Dense(4, 2)], dtype=dtype, seed=2
+    )
     model.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1, momentum=0.9))
     X, y = rng.normal(size=(3, 3)), np.array([0, 1, 1])
     model.train_step(X, y)  # some optimizer state and last gradients
@@ -295,11 +306,12 @@ def test_explain_changes_nothing_in_the_model(dtype: str) -> None:
     e = bp.explain(model, X, y, lr=0.1)
     np.testing.assert_array_equal(model._theta, theta)
     np.testing.assert_array_equal(model._dtheta, dtheta)
+    assert model.training  # still in training mode (explain shows the eval-mode network)
     # the update is shown, not applied
     p = e.param("w^2_11")
-    assert p.updated != p.value and model.layers[2].W[0, 0] == np.asarray(p.value, dtype)  # type: ignore[attr-defined]
+    assert p.updated != p.value and model.layers[3].W[0, 0] == np.asarray(p.value, dtype)  # type: ignore[attr-defined]
     if dtype == "float32":  # the shown float64 gradients agree with the float32 kernels
-        g32 = model.gradients(X, y)
+        g32 = model.eval().gradients(X, y)
         e = bp.explain(model, X, y)
         for p in e.params:
             dW, db = g32[p.layer - 1]

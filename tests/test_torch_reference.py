@@ -40,7 +40,9 @@ TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.
 
 LEAKY_ALPHA = 0.2  # not the default 0.01, so a dropped alpha shows
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity", "leaky_relu", "softmax")
-LOSSES = ("mse", "softmax_ce", "bce")
+LOSSES = ("mse", "softmax_ce", "bce", "mae", "huber")
+REGRESSION = ("mse", "mae", "huber")  # real-valued targets
+HUBER_DELTA = 0.5  # not the default 1.0, so a dropped delta shows
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -115,15 +117,25 @@ def dense_layers(model: bp.Sequential) -> list[bp.Dense]:
 
 
 def bp_loss(name: str) -> bp.Loss:
-    return {"mse": bp.MSE, "softmax_ce": bp.SoftmaxCrossEntropy, "bce": bp.BinaryCrossEntropy}[
-        name
-    ]()
+    if name == "huber":
+        return bp.Huber(HUBER_DELTA)
+    return {
+        "mse": bp.MSE,
+        "softmax_ce": bp.SoftmaxCrossEntropy,
+        "bce": bp.BinaryCrossEntropy,
+        "mae": bp.MAE,
+    }[name]()
 
 
 def torch_loss(name: str) -> Any:
-    return {"mse": nn.MSELoss, "softmax_ce": nn.CrossEntropyLoss, "bce": nn.BCEWithLogitsLoss}[
-        name
-    ]()
+    if name == "huber":
+        return nn.HuberLoss(delta=HUBER_DELTA)
+    return {
+        "mse": nn.MSELoss,
+        "softmax_ce": nn.CrossEntropyLoss,
+        "bce": nn.BCEWithLogitsLoss,
+        "mae": nn.L1Loss,
+    }[name]()
 
 
 def make_targets(
@@ -135,7 +147,7 @@ def make_targets(
     if loss == "softmax_ce":
         y = rng.integers(0, n_out, size=n).astype(np.int64)
         return y, torch.tensor(y)
-    if loss == "mse":
+    if loss in REGRESSION:
         y = rng.normal(size=(n, n_out)).astype(dtype)
     else:
         y = rng.uniform(size=(n, n_out)).astype(dtype)
@@ -176,7 +188,7 @@ def random_case(loss: str, act: str | None, depth: int) -> tuple[str, list[bp.La
         widths[-1] = max(widths[-1], 2)
     batch = int(g.integers(1, 18))
     # MSE takes any output: end the depth-3 MSE networks with the activation too
-    final_act = loss == "mse" and depth == 3
+    final_act = loss in REGRESSION and depth == 3
     return name, chain(widths, act, final_act), batch
 
 
@@ -540,6 +552,10 @@ def torch_value_and_grad(loss: str, Z: np.ndarray, y_t: Any) -> tuple[float, np.
     z = torch.tensor(Z, requires_grad=True)
     if loss == "mse":
         value = F.mse_loss(z, y_t)
+    elif loss == "mae":
+        value = F.l1_loss(z, y_t)
+    elif loss == "huber":
+        value = F.huber_loss(z, y_t, delta=HUBER_DELTA)
     elif loss == "softmax_ce":
         value = F.cross_entropy(z, y_t)
     else:
@@ -559,7 +575,7 @@ def test_loss_value_and_grad_match_torch(
     n, m = shape
     Z = extreme_logits(rng, shape, dtype)
     y, y_t = make_targets(loss, rng, n, m, dtype)
-    if loss == "mse":
+    if loss in REGRESSION:
         y = y * 30  # large residuals as well
         y_t = y_t * 30
     loss_obj = bp_loss(loss)

@@ -8,8 +8,19 @@ history = model.fit(X, y, epochs=10, batch_size=32)
 
 from .explain import Explanation, explain
 from .gradcheck import gradcheck
-from .layers import Activation, Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .layers import (
+    Activation,
+    Dense,
+    Dropout,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
 from .training import History
@@ -17,14 +28,17 @@ from .training import History
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAE",
     "MSE",
     "SGD",
     "Activation",
     "Adam",
     "BinaryCrossEntropy",
     "Dense",
+    "Dropout",
     "Explanation",
     "History",
+    "Huber",
     "Identity",
     "Layer",
     "LeakyReLU",

@@ -65,30 +65,74 @@ def activation_backward(name: str, A: Array, dA: Array, dZ: Array, alpha: float 
     dZ[...] = table[name]()
 
 
-def mse_loss(Y: Array, T: Array, G: Array | None = None) -> float:
-    D = Y.astype(np.float64) - T
+def _row_scale(n: int, w: Array | None) -> tuple[Array, float]:
+    """(row weights (n,), 1 / their sum): the batch loss is sum_i w_i L_i / sum_i w_i."""
+    w64 = np.ones(n) if w is None else w.astype(np.float64)
+    total = w64.sum()
+    return w64, (1.0 / total if total > 0 else 0.0)
+
+
+def _elementwise(
+    value: Callable[[Array], Array],
+    slope: Callable[[Array], Array],
+    D: Array,
+    G: Array | None,
+    w: Array | None,
+) -> float:
+    """Loss with L_i = mean_j value(D[i, j]) and gradient slope(D) scaled per row."""
+    w64, inv = _row_scale(D.shape[0], w)
     if G is not None:
-        G[...] = 2 * D / D.size
-    return float(np.mean(D**2))
+        G[...] = slope(D) * (w64 * inv / D.shape[1])[:, None]
+    return float((value(D).mean(axis=1) * w64).sum() * inv)
 
 
-def softmax_cross_entropy_loss(Z: Array, labels: Array, G: Array | None = None) -> float:
+def mse_loss(Y: Array, T: Array, G: Array | None = None, w: Array | None = None) -> float:
+    D = Y.astype(np.float64) - T
+    return _elementwise(lambda d: d**2, lambda d: 2 * d, D, G, w)
+
+
+def mae_loss(Y: Array, T: Array, G: Array | None = None, w: Array | None = None) -> float:
+    D = Y.astype(np.float64) - T
+    return _elementwise(np.abs, np.sign, D, G, w)
+
+
+def huber_loss(
+    Y: Array, T: Array, G: Array | None = None, w: Array | None = None, delta: float = 1.0
+) -> float:
+    D = Y.astype(np.float64) - T
+    return _elementwise(
+        lambda d: np.where(np.abs(d) <= delta, 0.5 * d**2, delta * (np.abs(d) - 0.5 * delta)),
+        lambda d: np.clip(d, -delta, delta),
+        D,
+        G,
+        w,
+    )
+
+
+def softmax_cross_entropy_loss(
+    Z: Array, labels: Array, G: Array | None = None, w: Array | None = None
+) -> float:
     Z = Z.astype(np.float64)
     n = Z.shape[0]
+    w64, inv = _row_scale(n, w)
     zmax = Z.max(axis=1, keepdims=True)
     lse = zmax[:, 0] + np.log(np.exp(Z - zmax).sum(axis=1))
     if G is not None:
         P = _softmax(Z)
         P[np.arange(n), labels] -= 1
-        G[...] = P / n
-    return float(np.mean(lse - Z[np.arange(n), labels]))
+        G[...] = P * (w64 * inv)[:, None]
+    return float(((lse - Z[np.arange(n), labels]) * w64).sum() * inv)
 
 
-def binary_cross_entropy_loss(Z: Array, T: Array, G: Array | None = None) -> float:
+def binary_cross_entropy_loss(
+    Z: Array, T: Array, G: Array | None = None, w: Array | None = None
+) -> float:
     Z, T = Z.astype(np.float64), T.astype(np.float64)
+    w64, inv = _row_scale(Z.shape[0], w)
     if G is not None:
-        G[...] = (1.0 / (1.0 + np.exp(-Z)) - T) / Z.size
-    return float(np.mean(np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))))
+        G[...] = (1.0 / (1.0 + np.exp(-Z)) - T) * (w64 * inv / Z.shape[1])[:, None]
+    L = np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))
+    return float((L.mean(axis=1) * w64).sum() * inv)
 
 
 def sgd_update(

@@ -158,6 +158,32 @@ def _as_labels(
     return y  # type: ignore[no-any-return]
 
 
+def as_sample_weight(
+    w: Any, n_samples: int, dtype: np.dtype[Any], where: str
+) -> NDArray[Any] | None:
+    """sample_weight as a C-contiguous (n_samples,) array of `dtype`: finite, >= 0, with a
+    positive sum; None stays None (every row weighs 1)."""
+    if w is None:
+        return None
+    if not (type(w) is np.ndarray and w.dtype == dtype and w.ndim == 1 and w.flags.c_contiguous):
+        w = _as_array(w, "sample_weight")
+        if w.ndim != 1:
+            raise ValueError(
+                f"{where}: sample_weight must be 1-D (n_samples,), got shape {w.shape}"
+            )
+        with np.errstate(over="ignore"):
+            w = np.ascontiguousarray(w, dtype=dtype)
+    if w.shape[0] != n_samples:
+        raise ValueError(f"{where}: X has {n_samples} samples but sample_weight has {w.shape[0]}")
+    check_finite(w.reshape(-1, 1), "sample_weight")
+    if (w < 0).any():
+        i = int(np.flatnonzero(w < 0)[0])
+        raise ValueError(f"{where}: sample_weight must be >= 0; sample_weight[{i}] is {w[i]}")
+    if not w.sum() > 0:
+        raise ValueError(f"{where}: sample_weight must have a positive sum (all weights are 0)")
+    return w  # type: ignore[no-any-return]
+
+
 def check_positive(value: Any, name: str) -> float:
     """A finite float > 0."""
     v = _as_float(value, name)

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_positive
-from .layers import Activation, Dense
+from .layers import Activation, Dense, Dropout
 from .model import Sequential
 
 Array = NDArray[Any]
@@ -41,7 +41,7 @@ MAX_ARITHMETIC_TERMS = 8
 MAX_PATHS = 8
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
-LOSSES = ("mse", "softmax_cross_entropy", "binary_cross_entropy")
+LOSSES = ("mse", "mae", "huber", "softmax_cross_entropy", "binary_cross_entropy")
 
 
 # -- symbols and numbers --------------------------------------------------------------------
@@ -474,6 +474,9 @@ _TEX_WORDS = [
     (r"\balpha\b", r"\\alpha"),
     (r"\bidentity\b", r"\\mathrm{id}"),
     (r"\bsum_i\b", r"\\sum_i"),
+    (r"\bsign\b", r"\\operatorname{sign}"),
+    (r"\bclip\b", r"\\operatorname{clip}"),
+    (r"\bdelta\b", r"\\delta"),
     (r"ŷ_(\d+)", r"\\hat{y}_{\1}"),
     (r"\b([xyzap])\^(\d+)_(\d+)", r"\1^{\2}_{\3}"),
     (r"\b([xyp])_(\d+)", r"\1_{\2}"),
@@ -576,9 +579,38 @@ def _derivative(name: str, z: float, a: float, alpha: float) -> tuple[float, str
     return 1.0, "1 (linear)"
 
 
-def _loss_parts(loss: str, Y: Array, T: Array) -> tuple[str, Array, list[list[str]]]:
+def _loss_parts(loss: str, Y: Array, T: Array, delta: float) -> tuple[str, Array, list[list[str]]]:
     """(formula, dL/dy_hat (n, m), its arithmetic per element) for the mean loss."""
     n, m = Y.shape
+    if loss in ("mae", "huber"):
+        N = n * m
+        over = "" if N == 1 else f"/{N}"
+        mean = "" if N == 1 else f"(1/{N}) sum "
+        D = Y - T
+        if loss == "mae":
+            G = np.sign(D) / N
+            formula = f"MAE, L = {mean}|ŷ - y|"
+        else:
+            G = np.clip(D, -delta, delta) / N
+            formula = (
+                f"Huber (delta = {_num(delta)}), L = {mean}h(ŷ - y), h(d) = d²/2 if |d| <= delta "
+                "else delta(|d| - delta/2)"
+            )
+
+        def rule(a: str, t: str) -> str:
+            if loss == "mae":
+                return f"sign({a} - {t})"
+            return f"clip({a} - {t}, {_num(-delta)}, {_num(delta)})"
+
+        texts = [
+            [
+                f"∂L/∂ŷ_{j + 1} = {rule(f'ŷ_{j + 1}', f'y_{j + 1}')}{over} = "
+                f"{rule(_num(Y[i, j]), _num(T[i, j]))}{over} = {_num(G[i, j])}"
+                for j in range(m)
+            ]
+            for i in range(n)
+        ]
+        return formula, G, texts
     if loss == "mse":
         N = n * m
         G = 2.0 * (Y - T) / N
@@ -654,10 +686,10 @@ def _structure(model: Sequential) -> list[tuple[Dense, str, float]]:
                     "shows at most one activation after each Dense layer"
                 )
             units[-1] = (dense, layer.name, float(getattr(layer, "alpha", 0.0)))
-        else:
+        elif not isinstance(layer, Dropout):  # dropout is left out: explain shows eval mode
             raise ValueError(
-                f"explain: layers[{i}] {layer!r} is not supported; explain shows Dense layers "
-                f"and the activations {', '.join(ACTIVATIONS)}"
+                f"explain: layers[{i}] {layer!r} is not supported; explain shows Dense layers, "
+                f"Dropout and the activations {', '.join(ACTIVATIONS)}"
             )
     return units
 
@@ -705,7 +737,8 @@ def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Expla
             f"explain: x has {X_in.shape[0]} rows; explain shows at most {MAX_ROWS} "
             "(every factor of every row). Explain a few rows, or use model.gradients(X, y)"
         )
-    m64 = model.clone("float64")  # the user's model stays untouched
+    # the user's model stays untouched; eval mode: dropout would make the step random
+    m64 = model.clone("float64").eval()
     X, T = m64._batch(X_in, y, "explain")
     kernel_grads = m64.gradients(X, T)
     loss_value = m64.evaluate(X, T)
@@ -717,17 +750,18 @@ def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Expla
         [alpha for _, _, alpha in units],
     )
     A, Z, forward = net.forward(X)
-    formula, G, g_texts = _loss_parts(model.loss.name, A[-1], T)
+    formula, G, g_texts = _loss_parts(model.loss.name, A[-1], T, model.loss.param)
     n, m = G.shape
     output_grads = [
         OutputGrad(r, j + 1, float(G[r, j]), g_texts[r][j]) for r in range(n) for j in range(m)
     ]
     loss_text = f"L = {_num(loss_value)}"
-    if model.loss.name == "mse" and T.size <= MAX_ARITHMETIC_TERMS:
-        squares = " + ".join(
-            f"({_num(a)} - {_num(t)})²" for a, t in zip(A[-1].ravel(), T.ravel(), strict=True)
+    if model.loss.name in ("mse", "mae") and T.size <= MAX_ARITHMETIC_TERMS:
+        pattern = "({} - {})²" if model.loss.name == "mse" else "|{} - {}|"
+        terms = " + ".join(
+            pattern.format(_num(a), _num(t)) for a, t in zip(A[-1].ravel(), T.ravel(), strict=True)
         )
-        mean = squares if T.size == 1 else f"({squares})/{T.size}"
+        mean = terms if T.size == 1 else f"({terms})/{T.size}"
         loss_text = f"L = {mean} = {_num(loss_value)}"
     backward = net.backward(A, Z, G)
     explanation = Explanation(

@@ -19,11 +19,11 @@ def gradcheck(
     err = |g - fd| / max(|g|, |fd|, floor); gradients below `floor` are thus compared
     absolutely, where finite differences carry round-off of about 1e-16 * L / eps
     (eps = 1e-5 balances that round-off against the O(eps**2) truncation error).
-    The model itself is not changed.
+    Dropout is off in the copy (eval mode). The model itself is not changed.
     """
     if model.loss is None:
         raise RuntimeError("gradcheck: compile the model with a loss first")
-    m64 = model.clone("float64")
+    m64 = model.clone("float64").eval()
     X, y = m64._batch(X, y, "gradcheck")
     ex = m64._executor
     ex.step(X, y, 1)

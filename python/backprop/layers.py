@@ -212,3 +212,23 @@ class LeakyReLU(Activation):
 
     def __repr__(self) -> str:
         return f"LeakyReLU(alpha={self.alpha})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each value is zeroed with probability p and the rest
+    are scaled by 1 / (1 - p), so predict needs no rescaling. Active in train_step,
+    gradients and fit while the model is in training mode (model.train(), the default);
+    predict, evaluate and model.eval() pass values through unchanged. 0 <= p < 1.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = check_range(p, "Dropout: p", 0.0, 1.0)
+
+    def clone(self) -> Dropout:
+        return Dropout(self.p)
+
+    def _op(self, width: int) -> tuple[Any, ...]:
+        return ("dropout", width, self.p)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 import backprop_core as core
 
-from ._validation import as_targets, check_finite, resolve_dtype
+from ._validation import as_targets, check_finite, check_positive, resolve_dtype
 
 Array = NDArray[Any]
 
@@ -23,6 +23,8 @@ class Loss:
     """Base class: `name` is the core's loss name."""
 
     name = ""
+    #: the loss's parameter in the core (Huber's delta)
+    param = 1.0
     #: the output activation this loss applies itself (a final layer of this kind is refused)
     fused_activation = ""
 
@@ -97,3 +99,29 @@ class BinaryCrossEntropy(Loss):
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         return float(core.binary_cross_entropy_loss(Y, T, G))
+
+
+class MAE(Loss):
+    """Mean absolute error over all elements: mean(|y_pred - y|), as torch.nn.L1Loss();
+    gradient sign(y_pred - y) / size, 0 where they are equal."""
+
+    name = "mae"
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.mae_loss(Y, T, G))
+
+
+class Huber(Loss):
+    """Huber loss, mean over all elements, as torch.nn.HuberLoss(delta=delta): for
+    d = y_pred - y, d**2 / 2 where |d| <= delta, else delta * (|d| - delta / 2)."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        self.param = self.delta = check_positive(delta, "Huber: delta")
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.huber_loss(Y, T, G, delta=self.delta))
+
+    def __repr__(self) -> str:
+        return f"Huber(delta={self.delta})"

@@ -12,7 +12,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import Executor
 
-from ._validation import as_features, as_targets, check_int, resolve_dtype
+from ._validation import as_features, as_sample_weight, as_targets, check_int, resolve_dtype
 from .layers import Activation, Dense, Layer
 from .losses import Loss
 from .optimizers import Optimizer
@@ -27,7 +27,8 @@ class Sequential:
     layers: Dense layers and activations; the first Dense fixes the input width and each
     Dense's in_features must equal the width before it.
     dtype: "float32" (default, fast) or "float64". Inputs of another dtype are converted.
-    seed: initialises the weights and, unless fit() gets its own seed, the shuffling.
+    seed: initialises the weights and, unless fit() gets its own seed, the shuffling and
+    the dropout masks.
     All parameters live in one flat array; each Dense's W, b, dW, db are views into it.
     """
 
@@ -71,6 +72,7 @@ class Sequential:
         self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
+        self._seed_dropout(seed)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
 
@@ -94,11 +96,31 @@ class Sequential:
                 f"compile: {loss!r} takes logits and applies {last.name} itself; remove the "
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
-        self._executor.set_loss(loss.name)
+        self._executor.set_loss(loss.name, loss.param)
         if optimizer is not None:
             optimizer._attach(self._executor)
         self.loss, self.optimizer = loss, optimizer
         return self
+
+    def train(self) -> Sequential:
+        """Training mode (the default): Dropout is active in train_step, gradients and fit."""
+        self._executor.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: Dropout passes values through everywhere. predict and evaluate
+        never drop, in either mode."""
+        self._executor.training = False
+        return self
+
+    @property
+    def training(self) -> bool:
+        return bool(self._executor.training)
+
+    def _seed_dropout(self, seed: int | None) -> None:
+        # a stream of its own, so dropout does not shift the shuffling drawn from self._rng
+        entropy = None if seed is None else [seed, 0xD5]
+        self._executor.seed(int(np.random.default_rng(entropy).integers(2**63)))
 
     def parameters(self) -> list[Array]:
         """[W0, b0, W1, b1, ...]: writable views of the parameters, in layer order."""
@@ -110,26 +132,31 @@ class Sequential:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def train_step(self, X: Any, y: Any) -> float:
+    def train_step(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Forward, loss, backward and one in-place optimizer update on the batch (X, y).
 
-        X: (batch, n_features_in). Returns the batch's mean loss before the update.
+        X: (batch, n_features_in); sample_weight: (batch,) >= 0 or None. Returns the batch's
+        mean loss before the update (weighted: sum w_i L_i / sum w_i). A non-finite loss or
+        gradient raises FloatingPointError and changes nothing.
         """
         X, y = self._batch(X, y, "train_step", check_range=False)
-        return float(self._executor.step(X, y, 2))
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "train_step")
+        return float(self._executor.step(X, y, 2, w))
 
-    def gradients(self, X: Any, y: Any) -> list[tuple[Array, Array]]:
+    def gradients(self, X: Any, y: Any, sample_weight: Any = None) -> list[tuple[Array, Array]]:
         """[(dW, db), ...] per Dense layer for the batch (X, y), without updating anything."""
         X, y = self._batch(X, y, "gradients", check_range=False)
-        self._executor.step(X, y, 1)
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "gradients")
+        self._executor.step(X, y, 1, w)
         return [
             (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
         ]
 
-    def evaluate(self, X: Any, y: Any) -> float:
-        """Mean loss over (X, y), without gradients."""
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean loss over (X, y) (weighted by sample_weight), without gradients or dropout."""
         X, y = self._batch(X, y, "evaluate")
-        return float(self._executor.evaluate(X, y))
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "evaluate")
+        return float(self._executor.evaluate(X, y, 1024, w))
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
@@ -169,13 +196,16 @@ class Sequential:
         validation_data: tuple[Any, Any] | None = None,
         verbose: int = 0,
         seed: int | None = None,
+        sample_weight: Any = None,
     ) -> History:
         """Mini-batch training for `epochs` passes over (X, y); returns the History.
 
         Each epoch runs in one compiled call: batches in a fresh random order when shuffle
         (drawn from `seed`, or else from the model's seed stream), the last batch smaller
         when batch_size does not divide n_samples. History.loss[i] is the mean over the
-        epoch's batch losses, weighted by batch size; val_loss is measured after the epoch.
+        epoch's batch losses, weighted by batch size (by batch weight with sample_weight:
+        (n_samples,) >= 0); val_loss is measured after the epoch. A batch with a non-finite
+        loss or gradient stops fit with FloatingPointError before its update.
         verbose=1 prints one line per epoch; verbose=0 prints nothing.
         """
         if self.optimizer is None:
@@ -186,23 +216,28 @@ class Sequential:
         batch_size = check_int(batch_size, "fit: batch_size", 1)
         verbose = check_int(verbose, "fit: verbose", 0)
         X, y = self._batch(X, y, "fit")
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "fit")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("fit: validation_data must be a pair (X_val, y_val)")
             val = self._batch(*validation_data, where="fit (validation_data)")
-        rng = self._rng if seed is None else np.random.default_rng(seed)
+        rng = self._rng
+        if seed is not None:
+            rng = np.random.default_rng(seed)
+            self._seed_dropout(seed)
         history = History()
         n = X.shape[0]
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             perm = rng.permutation(n) if shuffle else None
-            loss = float(self._executor.run_epoch(X, y, perm, batch_size))
-            if not np.isfinite(loss):
+            try:
+                loss = float(self._executor.run_epoch(X, y, perm, batch_size, w))
+            except FloatingPointError as e:
                 raise FloatingPointError(
-                    f"fit: the loss became {loss} in epoch {epoch}: training diverged "
-                    f"(try a smaller learning rate than {self.optimizer.lr})"
-                )
+                    f"fit: training diverged in epoch {epoch}: {e} (try a smaller learning "
+                    f"rate than {self.optimizer.lr})"
+                ) from None
             history.loss.append(loss)
             if val is not None:
                 history.val_loss.append(float(self._executor.evaluate(*val)))
