@@ -74,26 +74,27 @@ class Sym:
     j: int | None = None
     k: int | None = None
 
-    def _index(self, sep: str) -> str:
-        idx = [i for i in (self.j, self.k) if i is not None]
-        return sep.join(map(str, idx)) if all(i < 10 for i in idx) else ",".join(map(str, idx))
+    def _index(self) -> str:
+        # "11" for j=1, k=1; "1,12" once an index has two digits
+        idx = [str(i) for i in (self.j, self.k) if i is not None]
+        return ("" if all(len(i) == 1 for i in idx) else ",").join(idx)
 
     def text(self) -> str:
-        if self.name == "a" and self.layer == 0:
-            return f"x_{self.j}"
-        if self.name in ("L",):
-            return "L"
-        sup = "" if self.layer is None else f"^{self.layer}"
-        return f"{self.name}{sup}_{self._index('')}"
-
-    def latex(self) -> str:
-        if self.name == "a" and self.layer == 0:
-            return f"x_{{{self.j}}}"
         if self.name == "L":
             return "L"
+        if self.name == "a" and self.layer == 0:
+            return f"x_{self.j}"
+        sup = "" if self.layer is None else f"^{self.layer}"
+        return f"{self.name}{sup}_{self._index()}"
+
+    def latex(self) -> str:
+        if self.name == "L":
+            return "L"
+        if self.name == "a" and self.layer == 0:
+            return f"x_{{{self.j}}}"
         base = r"\hat{y}" if self.name == "ŷ" else self.name
         sup = "" if self.layer is None else f"^{{{self.layer}}}"
-        return f"{base}{sup}_{{{self._index('')}}}"
+        return f"{base}{sup}_{{{self._index()}}}"
 
 
 LOSS_SYM = Sym("L")
