@@ -408,3 +408,19 @@ def test_latex_is_plain_latex_for_every_activation_and_loss(arch: str) -> None:
         assert plain not in tex, plain
     assert re.search(r"(?<![\\a-z])(sum|exp|tanh|max)\b", tex) is None  # \sum, \exp, ... only
     assert tex.count("{") == tex.count("}") and tex.count("(") == tex.count(")")
+
+
+@pytest.mark.parametrize("arch", ["relu-tanh-mse", "tanh-ce-deep", "huber-dropout"])
+def test_the_shown_update_is_one_plain_sgd_step(arch: str) -> None:
+    rng = np.random.default_rng(7)
+    model, loss = _random_model(arch, rng)  # compiled with SGD(lr=0.1), no momentum
+    model.eval()  # no dropout in the step either
+    X = rng.normal(0.0, 1.0, (3, model.n_features_in))
+    y = _targets(loss, 3, model.n_outputs, rng)
+    e = bp.explain(model, X, y, lr=0.1)
+    model.train_step(X, y)
+    dense = [layer for layer in model.layers if isinstance(layer, bp.Dense)]
+    for p in e.params:
+        layer = dense[p.layer - 1]
+        got = layer.W[p.k - 1, p.j - 1] if p.k is not None else layer.b[p.j - 1]
+        assert got == pytest.approx(p.updated, rel=1e-15, abs=1e-16), p.sym.text()
