@@ -7,6 +7,7 @@ looked for in the printed output, formatted to the 6 significant digits explain 
 from __future__ import annotations
 
 import math
+import pathlib
 import re
 import subprocess
 import sys
@@ -122,3 +123,32 @@ def test_module_entry_point_exit_status() -> None:
     )
     assert done.returncode == 2
     assert "unknown example 'perceptron'" in done.stderr
+
+
+TUTORIAL = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+
+
+@pytest.mark.parametrize("name", ["neuron", "package", "two-three-one", "xor"])
+def test_the_tutorial_shows_the_current_output(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pasted explanation (everything before the training part, whose last digits could
+    # depend on the build) must be what the example prints today
+    if not TUTORIAL.is_file():
+        pytest.skip("docs/tutorial.md is not part of this installation")
+    block = re.search(
+        rf"```text\n\$ python -m backprop\.examples {re.escape(name)}\n(.*?)\n```",
+        TUTORIAL.read_text(encoding="utf-8"),
+        re.DOTALL,
+    )
+    assert block is not None, f"no output block for {name} in docs/tutorial.md"
+
+    def head(text: str) -> list[str]:
+        lines = text.splitlines()
+        stop = next(
+            (i for i, line in enumerate(lines) if line.startswith(("Why lr", "Training"))),
+            len(lines),
+        )
+        return lines[:stop]
+
+    assert head(block.group(1)) == head(_run(name, capsys))

@@ -104,7 +104,8 @@ def package() -> None:
             "  FloatingPointError before making that update"
         )
     print()
-    print(f"Training, lr = {lr:g}, one randomly chosen row per step (mean L per epoch):")
+    print(f"Training, lr = {lr:g}: one row per step, rows in a new random order each epoch;")
+    print("the mean L of each epoch:")
     history = model.fit(IQ_CGPA, PACKAGE, epochs=50, batch_size=1, shuffle=True, seed=0)
     _print_epochs(history.loss, (1, 2, 5, 10, 20, 50))
     print(f"  predictions {_fmt(model.predict(IQ_CGPA).ravel())} for targets {_fmt(PACKAGE)}")
