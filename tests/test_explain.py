@@ -424,3 +424,18 @@ def test_the_shown_update_is_one_plain_sgd_step(arch: str) -> None:
         layer = dense[p.layer - 1]
         got = layer.W[p.k - 1, p.j - 1] if p.k is not None else layer.b[p.j - 1]
         assert got == pytest.approx(p.updated, rel=1e-15, abs=1e-16), p.sym.text()
+
+
+def test_one_example_may_be_given_as_1d_x_and_a_scalar_target() -> None:
+    rng = np.random.default_rng(3)
+    for loss, target, as_batch in [
+        (bp.SoftmaxCrossEntropy(), 2, [2]),
+        (bp.BinaryCrossEntropy(), 0.25, [[0.25]]),
+        (bp.MSE(), 0.5, [[0.5]]),
+    ]:
+        n_out = 3 if isinstance(loss, bp.SoftmaxCrossEntropy) else 1
+        model = bp.Sequential([bp.Dense(2, 3), bp.Tanh(), bp.Dense(3, n_out)], dtype="float64")
+        model.compile(loss)
+        x = rng.normal(size=2)
+        one, batch = bp.explain(model, x, target), bp.explain(model, x[None, :], as_batch)
+        assert one.to_dict() == batch.to_dict()

@@ -103,6 +103,8 @@ def package() -> None:
             f"  lr = 0.0001: mean L per epoch {shown}, then not finite: fit raises\n"
             "  FloatingPointError before making that update"
         )
+    else:
+        print(f"  lr = 0.0001: mean L per epoch {', '.join(f'{v:.3g}' for v in losses)}")
     print()
     print(f"Training, lr = {lr:g}: one row per step, rows in a new random order each epoch;")
     print("the mean L of each epoch:")
@@ -119,7 +121,8 @@ def package() -> None:
     print(
         f"Standardised inputs, (x - mean) / std with mean {_fmt(mean)}, std {_fmt(std)}:\n"
         f"both features now vary by ~1, the stable bound becomes {_stable_lr_bound(X_std):.3g},\n"
-        f"and lr = {lr_std:g} (2,000 times larger) trains every weight at a similar pace:"
+        f"and lr = {lr_std:g} ({lr_std / lr:,.0f} times larger) trains every weight at a similar "
+        "pace:"
     )
     model = _package_model(lr_std)
     history = model.fit(X_std, PACKAGE, epochs=50, batch_size=1, shuffle=True, seed=0)
