@@ -74,7 +74,7 @@ def test_neuron_explanation_is_the_hand_worked_example() -> None:
     assert "(2.0)(0.1) + (3.0)(0.5) + (4.0)(0.9) + (-2.0) = 3.3" in text
     assert f"{a:.6g}" in text and f"{dL_da * da_dz * 2.0:.6g}" in text
     assert (
-        f"w^1_11 <- 0.1 - 0.5·({dL_da * da_dz * 2.0:.6g}) = {0.1 - lr * dL_da * da_dz * 2:.6g}"
+        f"w^1_11 ← 0.1 - 0.5·({dL_da * da_dz * 2.0:.6g}) = {0.1 - lr * dL_da * da_dz * 2:.6g}"
         in (text)
     )
 

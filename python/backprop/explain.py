@@ -359,7 +359,7 @@ class Explanation:
             lines.append(f"{pad}= {_num(p.gradient)}")
         if p.updated is not None and self.lr is not None:
             lines.append(
-                f"  {name} <- {_num(p.value)} - {_num(self.lr)}·{_paren(p.gradient)}"
+                f"  {name} ← {_num(p.value)} - {_num(self.lr)}·{_paren(p.gradient)}"
                 f" = {_num(p.updated)}"
             )
         return lines
