@@ -87,11 +87,11 @@ def package() -> None:
     bound = _stable_lr_bound(IQ_CGPA)
     print(
         f"Why lr = {lr:g}: IQ is ~100 while CGPA is ~7, so the gradients of the weights fed by\n"
-        "IQ (and of everything downstream, whose hidden values are ~100 too) are 10 to 100 times\n"
-        "those fed by CGPA. One row's loss (y - y_hat)² curves by 2|dy_hat/dtheta|² along its\n"
-        "gradient, so a step on it cannot overshoot only while lr < 1/|dy_hat/dtheta|², here\n"
-        f"{bound:.3g} (the row IQ 110, CGPA 7, at the start). Well above that, every step\n"
-        "overshoots further:"
+        "IQ (and of the output weights, fed by hidden values of ~100 too) are 10 to 100 times\n"
+        "those of the CGPA weights and of the biases, as above. One row's loss (y - y_hat)²\n"
+        "curves by 2|dy_hat/dtheta|² along its gradient, so a step on it overshoots the minimum\n"
+        f"once lr > 1/|dy_hat/dtheta|², here {bound:.3g} (the row IQ 110, CGPA 7, at the start).\n"
+        "Well above that, every step overshoots further:"
     )
     fast, losses = _package_model(1e-4), []
     try:
