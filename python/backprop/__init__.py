@@ -6,6 +6,7 @@ model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
 history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
+from .explain import Explanation, explain
 from .gradcheck import gradcheck
 from .layers import (
     Activation,
@@ -35,6 +36,7 @@ __all__ = [
     "BinaryCrossEntropy",
     "Dense",
     "Dropout",
+    "Explanation",
     "History",
     "Huber",
     "Identity",
@@ -48,5 +50,6 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "explain",
     "gradcheck",
 ]

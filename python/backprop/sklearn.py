@@ -407,6 +407,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             state["_model_state"] = {
                 "params": [p.copy() for p in model.parameters()],
                 "optimizer": {k: v.copy() for k, v in model.optimizer.state.items()},
+                "steps": model.optimizer.steps,
                 "rng": model._rng.bit_generator.state,
                 "seed": model.seed,
             }
@@ -423,6 +424,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             assert model.optimizer is not None
             for name, buf in model.optimizer.state.items():
                 buf[...] = saved["optimizer"][name]
+            model._executor.step_count = saved["steps"]  # Adam's bias correction
             model._rng.bit_generator.state = saved["rng"]
             self.model_ = model
 
@@ -466,7 +468,7 @@ _DOC_PARAMS = """
     stopped_early_. Ctrl-C ends training at a batch boundary with a warning, keeping the
     weights of the last step (as scikit-learn). Fitted estimators pickle: the network is
     rebuilt from its weights, optimizer buffers and shuffling state, so it predicts the same
-    and SGD training continues exactly; Adam's step count (bias correction) restarts.
+    and training continues exactly (optimizer buffers and step count travel with it).
 """
 
 
