@@ -580,8 +580,16 @@ cdef class Executor:
 
     @property
     def step_count(self):
-        """Optimizer steps taken since the optimizer was set."""
+        """Optimizer steps taken since the optimizer was set (Adam's bias correction uses
+        it); settable, to restore a saved optimizer state."""
         return self.net.t
+
+    @step_count.setter
+    def step_count(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError(f"step_count must be >= 0, got {value}")
+        self._check_idle()
+        self.net.t = value
 
     @property
     def optimizer_state(self):

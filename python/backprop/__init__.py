@@ -15,6 +15,7 @@ from .callbacks import (
     ModelCheckpoint,
     StepDecay,
 )
+from .explain import Explanation, explain
 from .gradcheck import gradcheck
 from .layers import (
     Activation,
@@ -49,6 +50,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Explanation",
     "ExponentialDecay",
     "History",
     "Huber",
@@ -67,6 +69,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "StepDecay",
     "Tanh",
+    "explain",
     "gradcheck",
     "load",
 ]

@@ -21,9 +21,6 @@ class Optimizer:
     def __init__(self, lr: float) -> None:
         self._lr = check_positive(lr, f"{type(self).__name__}: lr")
         self._executor: Executor | None = None
-        # steps counted before this object existed (a loaded model), when the core's own
-        # count could not be set; only SGD, whose update does not read the count
-        self._steps_before = 0
 
     @property
     def lr(self) -> float:
@@ -39,7 +36,7 @@ class Optimizer:
     @property
     def steps(self) -> int:
         """Update steps taken since compile() (for a loaded model: since the original's)."""
-        return 0 if self._executor is None else self._steps_before + self._executor.step_count
+        return 0 if self._executor is None else int(self._executor.step_count)
 
     @property
     def state(self) -> dict[str, NDArray[Any]]:
@@ -52,7 +49,6 @@ class Optimizer:
                 f"{self!r} is already attached to another model; create one optimizer per model"
             )
         self._executor = executor
-        self._steps_before = 0
         self._configure(executor)
 
     def _configure(self, executor: Executor) -> None:

@@ -245,7 +245,7 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
                     f"optimizer state {opt_spec['state']} does not match {sorted(state)}"
                 )
             saved = {k: _array(arrays, f"opt_{k}", model.dtype, model.n_params) for k in state}
-            _restore_steps(model, steps)
+            model._executor.step_count = steps  # Adam's bias correction reads it
             for key, value in saved.items():
                 state[key][...] = value
         model._rng.bit_generator.state = config["rng"]
@@ -262,49 +262,3 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
         detail = f"missing entry {e}" if isinstance(e, KeyError) else str(e)
         raise ModelFileError(f"{name}: invalid model description: {detail}") from e
     return model
-
-
-def _restore_steps(model: Sequential, steps: int) -> None:
-    """Set the optimizer's step count, which Adam's bias correction reads.
-
-    Through a settable Executor.step_count when the core has one. Otherwise SGD, whose
-    update does not read the count, only reports it (Optimizer._steps_before), and Adam
-    takes `steps` updates with learning rate 0 on a zero batch, after which the parameters
-    are put back and the caller writes the saved moments over the changed ones: exact, but
-    it costs `steps` training steps of one row.
-    """
-    executor, optimizer = model._executor, model.optimizer
-    if steps == 0 or optimizer is None:
-        return
-    try:
-        setattr(executor, "step_count", steps)  # noqa: B010 (read-only in older cores)
-        return
-    except AttributeError:
-        pass
-    if not isinstance(optimizer, Adam):
-        optimizer._steps_before = steps
-        return
-    theta = model._theta.copy()
-    lr = executor.lr
-    X = np.zeros((min(steps, 4096), model.n_features_in), dtype=model.dtype)
-    # zero targets are valid for every loss (class 0, binary target 0)
-    if model.loss is not None and model.loss.name == "softmax_cross_entropy":
-        T: NDArray[Any] = np.zeros(X.shape[0], dtype=np.int64)
-    else:
-        T = np.zeros((X.shape[0], model.n_outputs), dtype=model.dtype)
-    executor.lr = 0.0
-    training = executor.training
-    executor.training = False  # dropout off: these steps must not draw from the mask stream
-    try:
-        remaining = steps
-        while remaining:
-            n = min(remaining, X.shape[0])
-            executor.run_epoch(X[:n], T[:n], None, 1)
-            remaining -= n
-    finally:
-        executor.lr = lr
-        executor.training = training
-        model._theta[...] = theta
-        model._dtheta[...] = 0
-    if optimizer.steps != steps:
-        raise RuntimeError(f"load: restored {optimizer.steps} optimizer steps, not {steps}")
