@@ -269,7 +269,9 @@ class Sequential:
         refuses such a batch before its update). "stop" ends training normally, so
         on_train_end runs (EarlyStopping(restore_best_weights=True) then restores the best).
         Ctrl-C (KeyboardInterrupt) leaves the model usable with the weights of the last
-        completed step and the History so far in model.history, then propagates.
+        completed step and the History so far in model.history, then propagates (a Ctrl-C
+        that lands just as an epoch's last batch finishes ends fit before that epoch is
+        recorded; optimizer.steps counts every step taken).
         verbose: 0 prints nothing; 1 a progress bar over the epochs (tqdm, in a terminal)
         or else one line per epoch; 2 one line per epoch.
         """
