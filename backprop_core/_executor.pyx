@@ -539,9 +539,14 @@ cdef class Executor:
         self.net.training = value
 
     def seed(self, uint64_t value):
-        """Restart the dropout masks' random stream from value."""
+        """Restart the dropout masks' random stream from value (rng_state, for one)."""
         self._check_idle()
         self.net.rng = value
+
+    @property
+    def rng_state(self):
+        """The dropout stream's state: seed(rng_state) continues the stream from here."""
+        return self.net.rng
 
     def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False,
                 double weight_decay=0.0):

@@ -264,6 +264,9 @@ def test_a_crafted_object_array_is_refused_without_running_pickle(tmp_path) -> N
         (lambda c: c["optimizer"].update({"steps": -3}), "steps must be an integer"),
         (lambda c: c.update({"loss": {"class": "eval", "config": {}}}), "unknown class 'eval'"),
         (lambda c: c["layers"].pop(), "expected float32 of shape"),
+        (lambda c: c.update({"dropout_rng": -1}), "dropout_rng"),
+        (lambda c: c.update({"dropout_rng": 2**64}), "dropout_rng"),
+        (lambda c: c.update({"dropout_rng": "x"}), "dropout_rng"),
     ],
 )
 def test_invalid_model_descriptions(tmp_path, edit, message) -> None:
@@ -365,10 +368,6 @@ def test_round_trip_with_dropout_regression_losses_and_eval_mode(tmp_path, loss)
     assert bp.load(tmp_path / "train.npz").training
 
 
-@pytest.mark.skipif(
-    not hasattr(__import__("backprop_core").Executor, "rng_state"),
-    reason="the core does not expose the dropout stream (Executor.rng_state) yet",
-)
 def test_continued_training_with_active_dropout_is_identical(tmp_path) -> None:
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 1))

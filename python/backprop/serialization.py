@@ -6,8 +6,7 @@ The file is an ordinary NumPy .npz (zip) archive of plain arrays:
   format_version    int64 scalar (FORMAT_VERSION)
   config            uint8, UTF-8 JSON: dtype, seed, layers, loss, metrics, optimizer
                     (class names and constructor arguments, steps taken), train/eval mode,
-                    the shuffling RNG state (and the dropout masks' stream where the core
-                    exposes it as Executor.rng_state)
+                    the shuffling RNG state and the dropout masks' stream
   theta             the flat parameters (the model's dtype)
   opt_<name>        the optimizer's buffers over theta (velocity; Adam's m and v)
 
@@ -74,8 +73,7 @@ def _model_arrays(model: Sequential) -> dict[str, NDArray[Any]]:
         "optimizer": None,
         "training": model.training,
         "rng": model._rng.bit_generator.state,
-        # the dropout masks' stream, where the core lets it be read (Executor.rng_state)
-        "dropout_rng": getattr(model._executor, "rng_state", None),
+        "dropout_rng": model._executor.rng_state,
     }
     arrays: dict[str, NDArray[Any]] = {
         "__backprop__": np.frombuffer(MAGIC, dtype=np.uint8),
@@ -253,9 +251,12 @@ def _build(arrays: dict[str, NDArray[Any]], name: str) -> Sequential:
             raise ValueError(f"'training' must be true or false, got {config['training']!r}")
         if not config["training"]:
             model.eval()
-        dropout_rng = config.get("dropout_rng")
-        if dropout_rng is not None:
-            model._executor.seed(dropout_rng)
+        dropout_rng = config["dropout_rng"]
+        if isinstance(dropout_rng, bool) or not isinstance(dropout_rng, int):
+            raise ValueError(f"dropout_rng must be an integer, got {dropout_rng!r}")
+        if not 0 <= dropout_rng < 2**64:
+            raise ValueError(f"dropout_rng must be in [0, 2**64), got {dropout_rng}")
+        model._executor.seed(dropout_rng)
     except ModelFileError as e:
         raise ModelFileError(f"{name}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
