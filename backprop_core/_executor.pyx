@@ -539,9 +539,14 @@ cdef class Executor:
         self.net.training = value
 
     def seed(self, uint64_t value):
-        """Restart the dropout masks' random stream from value."""
+        """Restart the dropout masks' random stream from value (rng_state, for one)."""
         self._check_idle()
         self.net.rng = value
+
+    @property
+    def rng_state(self):
+        """The dropout stream's state: seed(rng_state) continues the stream from here."""
+        return self.net.rng
 
     def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False,
                 double weight_decay=0.0):
@@ -580,8 +585,16 @@ cdef class Executor:
 
     @property
     def step_count(self):
-        """Optimizer steps taken since the optimizer was set."""
+        """Optimizer steps taken since the optimizer was set (Adam's bias correction uses
+        it); settable, to restore a saved optimizer state."""
         return self.net.t
+
+    @step_count.setter
+    def step_count(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError(f"step_count must be >= 0, got {value}")
+        self._check_idle()
+        self.net.t = value
 
     @property
     def optimizer_state(self):

@@ -52,6 +52,10 @@ class Loss:
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON types), for model.save."""
+        return {}
+
     def _outputs(self, y_pred: Any) -> Array:
         Y = np.asarray(y_pred)
         if Y.ndim == 1:
@@ -122,6 +126,9 @@ class Huber(Loss):
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         return float(core.huber_loss(Y, T, G, delta=self.delta))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"delta": self.delta}
 
     def __repr__(self) -> str:
         return f"Huber(delta={self.delta})"
