@@ -450,6 +450,10 @@ def test_learning_rate_set_later_is_checked_too():
         ({"seed": 1.5}, TypeError, r"fit: seed must be an integer, got float"),
         ({"seed": -3}, ValueError, r"fit: seed must be >= 0, got -3"),
         ({"validation_data": (np.zeros((2, 3)),)}, TypeError, r"validation_data must be a pair"),
+        ({"validation_split": 1.0}, ValueError, r"fit: validation_split must be in \[0.0, 1.0\)"),
+        ({"validation_split": -0.1}, ValueError, r"fit: validation_split must be in \[0.0"),
+        ({"on_nonfinite": "ignore"}, ValueError, r"fit: on_nonfinite must be 'raise' or 'stop'"),
+        ({"callbacks": [1]}, TypeError, r"fit: callbacks\[0\] must be a Callback"),
     ],
 )
 def test_fit_arguments_out_of_range(kwargs, exc, match):
