@@ -567,6 +567,23 @@ def test_train_step_refuses_an_overflowing_step_and_changes_nothing():
     [np.full((2, 2), 1 + 1j), np.full((2, 2), "1"), np.ones((2, 2), object)],
     ids=["complex", "str", "object"],
 )
+@pytest.mark.filterwarnings("ignore:Casting complex values to real")  # the bug, as it stands
 def test_loss_called_directly_refuses_non_numeric_predictions(y_pred):
     with pytest.raises(TypeError, match="y_pred must"):
         bp.MSE()(y_pred, np.zeros((2, 2)))
+
+
+def test_inexact_integer_sample_weight_names_its_index():
+    X, y = data()
+    w = np.ones(6, np.int64)
+    w[4] = 2**24 + 1
+    with pytest.raises(
+        ValueError, match=r"sample_weight holds the integer 16777217 \(sample_weight\[4\]\)"
+    ):
+        make("clf", "float32").train_step(X, y, sample_weight=w)
+
+
+def test_ragged_labels_are_refused_naming_y():
+    X, _ = data()
+    with pytest.raises(ValueError, match=r"train_step: y must be a rectangular array"):
+        make().train_step(X, [[0], [1, 2], [0], [1], [2], [0]])

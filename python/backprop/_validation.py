@@ -70,7 +70,7 @@ def _check_exact_ints(a: NDArray[Any], name: str, dtype: np.dtype[Any], where: s
     if bad.any():
         flat = int(np.flatnonzero(bad.ravel(order="C"))[0])
         index = np.unravel_index(flat, a.shape)
-        row = f" (row {index[0]})" if a.ndim > 1 else f" (y[{index[0]}])" if a.ndim else ""
+        row = f" (row {index[0]})" if a.ndim > 1 else f" ({name}[{index[0]}])"
         raise ValueError(
             f"{where}: {name} holds the integer {a[index]}{row}, which {dtype} cannot "
             f"represent exactly; integers are converted only when |value| <= "
@@ -102,15 +102,15 @@ def check_finite(a: NDArray[Any], name: str, source: NDArray[Any] | None = None)
     raise ValueError(f"{name} holds NaN or infinity in row {row}: {a[row]!r}")
 
 
-def check_result(a: NDArray[Any], what: str, where: str) -> None:
+def check_result(a: NDArray[Any], what: str, where: str, dtype: np.dtype[Any]) -> None:
     """Refuse a computed result that overflowed: FloatingPointError naming the row.
-    a: (n, m) float, C order (a scalar loss: shape (1, 1))."""
+    a: (n, m) float, C order (a scalar loss: shape (1, 1)); dtype: the model's."""
     row = first_nonfinite_row(a)
     if row >= 0:
         at = f" in row {row}" if a.shape[0] > 1 else ""
         raise FloatingPointError(
-            f"{where}: {what} is not finite{at} (an overflow in {a.dtype}: are the inputs or "
-            "weights far too large?)"
+            f"{where}: {what} is not finite{at} (an overflow: are the inputs or weights far "
+            f"too large for {dtype}?)"
         )
 
 
@@ -205,7 +205,7 @@ def _as_labels(
 ) -> NDArray[np.int64]:
     if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1 and y.flags.c_contiguous):
         try:
-            y = _as_array(y, "y")
+            y = _as_array(y, f"{where}: y")
         except TypeError:
             found = getattr(np.asarray(y), "dtype", type(y).__name__)
             raise TypeError(

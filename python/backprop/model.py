@@ -176,7 +176,7 @@ class Sequential:
         X, y = self._batch(X, y, "gradients", check_range=False)
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "gradients")
         self._executor.step(X, y, 1, w)
-        check_result(self._dtheta.reshape(1, -1), "a gradient", "gradients")
+        check_result(self._dtheta.reshape(1, -1), "a gradient", "gradients", self.dtype)
         return [
             (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
         ]
@@ -201,10 +201,10 @@ class Sequential:
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "evaluate")
         if not return_dict:
             loss = self._executor.evaluate(X, y, 1024, w)
-            check_result(np.full((1, 1), loss), "the loss", "evaluate")
+            check_result(np.full((1, 1), loss), "the loss", "evaluate", self.dtype)
             return float(loss)
         scores = self._scores(X, y, w)
-        check_result(np.full((1, 1), scores["loss"]), "the loss", "evaluate")
+        check_result(np.full((1, 1), scores["loss"]), "the loss", "evaluate", self.dtype)
         return scores
 
     def _scores(self, X: Array, y: Array, w: Array | None, prefix: str = "") -> dict[str, float]:
@@ -219,7 +219,7 @@ class Sequential:
         X = as_features(X, self.dtype, self.n_features_in, "predict", self._first_layer)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._executor.predict(X, out)
-        check_result(out, "the network's output", "predict")
+        check_result(out, "the network's output", "predict", self.dtype)
         return out
 
     def predict_proba(self, X: Any) -> Array:
