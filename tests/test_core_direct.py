@@ -584,3 +584,81 @@ def test_executor_takes_the_row_count_from_the_buffer_not_len():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "refused", run.stderr[-500:]
+
+
+# -- aliasing: outputs that share memory with other arguments ---------------------------------
+
+
+def pooled(spec, dtype, place=None, shift=1):
+    """Every argument a view into one pool, disjoint unless place = (k, j): then argument k
+    starts `shift` elements into argument j (shift 0: the very same memory)."""
+    shapes = [tuple(SIZES[d] for d in dims) for _, dims, _, _ in spec]
+    sizes = [int(np.prod(s)) for s in shapes]
+    starts = list(np.cumsum([0, *sizes[:-1]]) + 4)
+    if place is not None:
+        k, j = place
+        starts[k] = starts[j] + shift
+    pool = np.random.default_rng(0).uniform(0.1, 0.9, sum(sizes) + 64).astype(dtype)
+    return [
+        pool[s : s + n].reshape(shape) for s, n, shape in zip(starts, sizes, shapes, strict=True)
+    ]
+
+
+DISJOINT = ["dense_forward", "dense_backward", "sgd_update", "adam_update"]
+ALIAS_CASES = [
+    pytest.param(kernel, k, j, shift, id=f"{kernel}-{spec[k][0]}-on-{spec[j][0]}-{shift}")
+    for kernel in DISJOINT
+    for spec in [KERNELS[kernel][1]]
+    for k, (_, _, role, _) in enumerate(spec)
+    if role != "in"
+    for j in range(len(spec))
+    if j != k
+    for shift in (0, 1)
+    if shift == 1 or spec[k][1] == spec[j][1]  # exact aliasing needs one shape
+]
+
+
+@pytest.mark.parametrize("kernel,k,j,shift", ALIAS_CASES)
+def test_outputs_sharing_memory_with_another_argument_are_refused(kernel, k, j, shift):
+    """Dense products and optimizer steps read their inputs while writing their outputs:
+    any overlap would give wrong numbers, so it is refused before anything is written."""
+    call, spec = KERNELS[kernel]
+    args = pooled(spec, np.float64, place=(k, j), shift=shift)
+    snapshot = [a.copy() for a in args]
+    with pytest.raises(ValueError, match=r"shares memory with"):
+        call(args)
+    for a, b in zip(args, snapshot, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", ["activation_forward", "activation_backward"])
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "softmax", "leaky_relu"])
+def test_activations_run_in_place_but_refuse_a_shifted_overlap(kernel, name):
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((3, 4))
+    dA = rng.standard_normal((3, 4))
+    fwd, bwd = core.activation_forward, core.activation_backward
+    if kernel == "activation_forward":
+        expected = np.empty_like(Z)
+        fwd(name, Z, expected)
+        inplace = Z.copy()
+        fwd(name, inplace, inplace)  # A is Z
+        np.testing.assert_array_equal(inplace, expected)
+        pool = np.concatenate([Z.ravel(), np.zeros(4)])
+        with pytest.raises(ValueError, match="A partly overlaps Z"):
+            fwd(name, pool[:12].reshape(3, 4), pool[4:16].reshape(3, 4))
+        np.testing.assert_array_equal(pool[:12], Z.ravel())
+    else:
+        A = np.empty_like(Z)
+        fwd(name, Z, A)
+        expected = np.empty_like(Z)
+        bwd(name, A, dA, expected)
+        inplace = dA.copy()
+        bwd(name, A, inplace, inplace)  # dZ is dA
+        np.testing.assert_array_equal(inplace, expected)
+        pool = np.concatenate([dA.ravel(), np.zeros(4)])
+        with pytest.raises(ValueError, match="dZ partly overlaps dA"):
+            bwd(name, A, pool[:12].reshape(3, 4), pool[4:16].reshape(3, 4))
+        pool = np.concatenate([A.ravel(), np.zeros(4)])
+        with pytest.raises(ValueError, match="dZ partly overlaps A"):
+            bwd(name, pool[:12].reshape(3, 4), dA, pool[1:13].reshape(3, 4))
