@@ -37,17 +37,34 @@ done
 # `import backprop_core` must find the sanitized build, never the checkout's own: pytest runs
 # from the repository root with the current directory dropped from sys.path (and
 # --import-mode=importlib adds no test directories to it).
-export LD_PRELOAD="$LIBASAN${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# libstdc++ is preloaded too: without it ASan's __cxa_throw interceptor aborts the first time
+# a C++ extension (matplotlib's ft2font) throws. Reports go to files, because pytest's output
+# capture would swallow a report printed by a dying process.
+LIBSTDCXX=$("$CC" -print-file-name=libstdc++.so)
+export LD_PRELOAD="$LIBASAN:$LIBSTDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
+REPORTS="$OUT/reports"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:log_path=$REPORTS/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export PYTHONMALLOC=malloc
 export PYTHONPATH="$OUT/src:$ROOT/python"
 cd "$ROOT"
 [[ $# -eq 0 ]] && set -- -q -p no:cacheprovider tests
-exec "$PYTHON" -c '
+status=0
+"$PYTHON" -c '
 import sys
 sys.path.remove("") if "" in sys.path else None
 import backprop_core, backprop, pytest
 assert backprop_core.__file__.startswith(sys.argv[1]), backprop_core.__file__
 print("== testing", backprop_core.__file__, "with", backprop.__file__, flush=True)
 sys.exit(pytest.main(sys.argv[2:]))
-' "$OUT/src" "$@"
+' "$OUT/src" "$@" || status=$?
+if compgen -G "$REPORTS/asan.*" > /dev/null; then
+    echo "== AddressSanitizer reports:" >&2
+    for report in "$REPORTS"/asan.*; do
+        echo "--- $report" >&2
+        head -n 40 "$report" >&2
+    done
+    [[ $status -ne 0 ]] || status=3
+fi
+echo "== asan.sh: exit status $status"
+exit $status
