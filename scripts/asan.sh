@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build backprop_core with AddressSanitizer and run the test suite against that build.
 #
-#   scripts/asan.sh                      # the whole suite (about 10x slower than usual)
+#   scripts/asan.sh                      # the whole suite (about 2-3x slower than usual)
 #   scripts/asan.sh -x tests/test_core_kernels.py   # pytest arguments replace "-q tests"
 #
 # The sanitized extensions are built from a copy of backprop_core/ in $ASAN_BUILD_DIR
@@ -9,7 +9,9 @@
 # instrumented: libasan is LD_PRELOADed into it (it must come first in the library list),
 # PYTHONMALLOC=malloc sends every allocation through ASan's allocator, and leak detection
 # is off (CPython keeps objects alive until exit by design). Any heap overflow or
-# use-after-free in the kernels aborts the run with ASan's report and a non-zero status.
+# use-after-free in the kernels aborts the run; ASan's reports (in $ASAN_BUILD_DIR/reports)
+# are printed at the end and the exit status is non-zero. The RSS tests skip themselves
+# (ASan's quarantine keeps freed memory resident).
 #
 # Needs: gcc or clang with libasan, and a Python with the test extras and Cython
 # (PYTHON=/path/to/python to choose it; default python3).
