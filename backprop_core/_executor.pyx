@@ -22,6 +22,9 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, P
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset, strchr
 
@@ -332,7 +335,7 @@ cdef void* _acquire(Py_buffer* view, obj, str name, const char* kinds, Py_ssize_
         PyBuffer_Release(view)
         raise ValueError(f"{name}: expected items of format {(<bytes>kinds).decode()!r} and "
                          f"size {itemsize}, got format {got!r} and size {got_size}")
-    if view.len != count * itemsize:
+    if view.len % itemsize or view.len // itemsize != count:
         got_count = view.len // itemsize
         PyBuffer_Release(view)
         raise ValueError(f"{name}: expected {count} items, got {got_count}")
@@ -418,12 +421,14 @@ cdef class Executor:
             op = &self.net.ops[k]
             op.src = slot
             if spec[0] == "dense":
-                _, op.n_in, op.n_out, op.w_off, op.b_off = spec
-                if op.n_in < 1 or op.n_out < 1:
+                _, n_in, n_out, w_off, b_off = spec
+                if n_in < 1 or n_out < 1:
                     raise ValueError(f"op {k}: dense widths must be >= 1")
-                if (op.w_off < 0 or op.b_off < 0 or op.w_off + op.n_in * op.n_out
-                        > self.net.n_params or op.b_off + op.n_out > self.net.n_params):
+                # in Python ints: huge offsets must not wrap around in Py_ssize_t
+                if (w_off < 0 or b_off < 0 or w_off + n_in * n_out > self.net.n_params
+                        or b_off + n_out > self.net.n_params):
                     raise ValueError(f"op {k}: dense parameters fall outside theta")
+                op.n_in, op.n_out, op.w_off, op.b_off = n_in, n_out, w_off, b_off
                 if width >= 0 and op.n_in != width:
                     raise ValueError(f"op {k}: dense expects {op.n_in} inputs, gets {width}")
                 if width < 0:
@@ -629,7 +634,7 @@ cdef class Executor:
 
     cdef void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except NULL:
         """Pointer to X:(n, n_in) of the network's dtype."""
-        return _acquire(buf, X, "X", self._fmt, self._itemsize, n * self.net.n_in, False)
+        return _acquire(buf, X, "X", self._fmt, self._itemsize, _count(n, self.net.n_in), False)
 
     cdef const void* _weights(self, Py_buffer* buf, W, Py_ssize_t n) except? NULL:
         """Pointer to the row weights W:(n,) of the network's dtype, or NULL for None."""
@@ -644,7 +649,7 @@ cdef class Executor:
             row_bytes[0] = sizeof(int64_t)
             return _acquire(buf, T, "T", b"lq", sizeof(int64_t), n, False)
         row_bytes[0] = self._itemsize * self.net.n_out
-        return _acquire(buf, T, "T", self._fmt, self._itemsize, n * self.net.n_out, False)
+        return _acquire(buf, T, "T", self._fmt, self._itemsize, _count(n, self.net.n_out), False)
 
     def step(self, X, T, int mode=MODE_UPDATE, W=None):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
@@ -666,11 +671,11 @@ cdef class Executor:
         memset(&bw, 0, sizeof(Py_buffer))
         self._enter(mode, n)
         try:
-            if n > self.capacity:
-                self._reserve(n)
             x = self._input(&bx, X, n)
             t = self._targets(&bt, T, n, &row_bytes)
             w = self._weights(&bw, W, n)
+            if n > self.capacity:  # after the checks: n comes from len(X), not the buffer
+                self._reserve(n)
             with nogil:
                 if self._itemsize == 4:
                     bad = _step(&self.net, <float*>x, t, <float*>w, n, mode, &loss)
@@ -802,7 +807,8 @@ cdef class Executor:
         try:
             chunk = self._chunk(chunk, N)
             x = self._input(&bx, X, N)
-            o = _acquire(&bo, out, "out", self._fmt, self._itemsize, N * self.net.n_out, True)
+            o = _acquire(&bo, out, "out", self._fmt, self._itemsize, _count(N, self.net.n_out),
+                         True)
             with nogil:
                 if self._itemsize == 4:
                     _predict(&self.net, <float*>x, N, chunk, <float*>o)
@@ -818,6 +824,14 @@ cdef class Executor:
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
         return self.capacity
+
+
+cdef Py_ssize_t _count(Py_ssize_t rows, Py_ssize_t width) except -1:
+    """rows * width items, refused where rows * width * 8 bytes would overflow Py_ssize_t
+    (rows comes from len(), which an object may report as anything)."""
+    if rows > PY_SSIZE_T_MAX // 8 // width:
+        raise ValueError(f"{rows} rows of {width} items are more than any buffer can hold")
+    return rows * width
 
 
 cdef int _raise_pending() except -1:

@@ -556,18 +556,11 @@ def test_train_step_refuses_an_overflowing_step_and_changes_nothing():
     assert_unchanged(model, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="losses.py Loss._outputs converts y_pred with np.ascontiguousarray(float64) "
-    "instead of the _validation policy: complex loses its imaginary part, strings and "
-    "objects are parsed (fix: _validation._as_array + _convert there; see the issue-5 report)",
-)
 @pytest.mark.parametrize(
     "y_pred",
     [np.full((2, 2), 1 + 1j), np.full((2, 2), "1"), np.ones((2, 2), object)],
     ids=["complex", "str", "object"],
 )
-@pytest.mark.filterwarnings("ignore:Casting complex values to real")  # the bug, as it stands
 def test_loss_called_directly_refuses_non_numeric_predictions(y_pred):
     with pytest.raises(TypeError, match="y_pred must"):
         bp.MSE()(y_pred, np.zeros((2, 2)))

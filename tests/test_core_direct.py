@@ -542,12 +542,6 @@ def test_executor_refuses_read_only_parameters():
         core.Executor([("dense", 3, 4, 0, 12)], theta, np.zeros(16))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _executor.pyx _plan checks w_off + n_in*n_out <= n_params in "
-    "Py_ssize_t, which overflows for huge offsets, so a plan pointing far outside theta "
-    "is accepted (and predict then reads out of bounds); see the issue-5 report",
-)
 @pytest.mark.parametrize(
     "op",
     [("dense", 1, 2, 2**63 - 2, 0), ("dense", 2**62, 4, 0, 0)],
@@ -558,12 +552,6 @@ def test_executor_refuses_plans_whose_offsets_overflow(op):
         core.Executor([op], np.zeros(8), np.zeros(8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Executor methods take n from len(X) and check n * n_in * itemsize "
-    "against the buffer size without an overflow check; an ndarray subclass whose __len__ "
-    "lies passes an empty buffer and the kernels read far out of bounds (segfault)",
-)
 def test_executor_takes_the_row_count_from_the_buffer_not_len():
     """Run in a child process: the bug crashes the interpreter."""
     code = textwrap.dedent(
@@ -672,12 +660,6 @@ def test_activations_run_in_place_but_refuse_a_shifted_overlap(kernel, name):
             bwd(name, pool[:12].reshape(3, 4), dA, pool[1:13].reshape(3, 4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the _losses.pyx def functions do not check that G is disjoint from Y/Z "
-    "and T; softmax_cross_entropy_loss with G is Z, or mse_loss with G a shifted view of Y, "
-    "returns a wrong loss silently (fix: the _checks.pxd _overlap test in _losses._call)",
-)
 @pytest.mark.parametrize("case", ["ce-G-is-Z", "mse-G-shifted-on-Y"])
 def test_loss_gradients_sharing_memory_with_the_outputs_are_refused(case):
     rng = np.random.default_rng(0)

@@ -144,6 +144,24 @@ def as_features(
     return X  # type: ignore[no-any-return]
 
 
+def as_predictions(y_pred: Any, where: str) -> NDArray[Any]:
+    """y_pred for a loss called directly: a C-contiguous non-empty (n, m) float32/float64
+    array (float32 and float64 stay as they are, other numbers become float64), finite;
+    (n,) is read as (n, 1)."""
+    Y = _as_array(y_pred, "y_pred")
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.ndim != 2 or Y.shape[0] == 0:
+        raise ValueError(
+            f"{where}: y_pred must be a non-empty (n_samples, n_outputs) array, got shape {Y.shape}"
+        )
+    dtype = Y.dtype if Y.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    source = Y
+    Y = _convert(Y, "y_pred", dtype, where)
+    check_finite(Y, "y_pred", source)
+    return Y
+
+
 def as_targets(
     y: Any,
     loss_name: str,

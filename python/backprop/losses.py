@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 import backprop_core as core
 
-from ._validation import as_targets, check_finite, check_positive, resolve_dtype
+from ._validation import as_predictions, as_targets, check_positive
 
 Array = NDArray[Any]
 
@@ -57,18 +57,7 @@ class Loss:
         return {}
 
     def _outputs(self, y_pred: Any) -> Array:
-        Y = np.asarray(y_pred)
-        if Y.ndim == 1:
-            Y = Y.reshape(-1, 1)
-        if Y.ndim != 2 or Y.shape[0] == 0:
-            raise ValueError(
-                f"{type(self).__name__}: y_pred must be a non-empty (n_samples, n_outputs) "
-                f"array, got shape {Y.shape}"
-            )
-        dtype = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
-        Y = np.ascontiguousarray(Y, dtype=resolve_dtype(dtype))
-        check_finite(Y, "y_pred")
-        return Y
+        return as_predictions(y_pred, type(self).__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
