@@ -4,6 +4,7 @@ Environment toggles:
   BACKPROP_CYTHON_DEBUG=1   bounds checks and debug asserts in the kernels
   BACKPROP_CYTHON_TRACE=1   line tracing, for coverage of the .pyx files
   BACKPROP_NATIVE=1         -march=native (local builds only; wheels stay portable)
+  BACKPROP_ASAN=1           AddressSanitizer (-O1 -g); used by scripts/asan.sh, never for wheels
 """
 
 import os
@@ -21,10 +22,15 @@ MODULES = ["_blas", "_checks", "_dense", "_activations", "_losses", "_optim", "_
 DEBUG = os.environ.get("BACKPROP_CYTHON_DEBUG") == "1"
 TRACE = os.environ.get("BACKPROP_CYTHON_TRACE") == "1"
 NATIVE = os.environ.get("BACKPROP_NATIVE") == "1"
+ASAN = os.environ.get("BACKPROP_ASAN") == "1"
 
 compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
 if NATIVE:
     compile_args.append("-march=native")
+link_args = []
+if ASAN:  # -O1 after -O3 wins: ASan's reports stay readable at little cost
+    compile_args += ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+    link_args = ["-fsanitize=address"]
 macros = [("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
 
 extensions = [
@@ -32,6 +38,7 @@ extensions = [
         f"backprop_core.{name}",
         [f"backprop_core/{name}.pyx"],
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
         define_macros=macros,
     )
     for name in MODULES

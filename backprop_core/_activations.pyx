@@ -7,6 +7,8 @@ Aliasing is allowed: A may be Z, and dZ may be dA.
 from cython cimport floating
 from libc.math cimport tanh, tanhf
 
+from ._checks cimport _overlap
+
 ACTIVATIONS = {
     "identity": ACT_IDENTITY,
     "sigmoid": ACT_SIGMOID,
@@ -116,6 +118,16 @@ cdef void _act_backward(int kind, double alpha, const floating* A, const floatin
             dZ[i] = dA[i]
 
 
+cdef int _check_alias(str who, str out, const void* o, str inp, const void* i,
+                      Py_ssize_t nbytes) except -1:
+    """An output may be its input exactly (in place, element by element), never a shifted
+    view of it: then values would be overwritten before they are read."""
+    if o != i and _overlap(o, nbytes, i, nbytes):
+        raise ValueError(f"{who}: {out} partly overlaps {inp}; pass the same array (in place) "
+                         f"or separate arrays")
+    return 0
+
+
 cdef int _kind(str name, double alpha) except -1:
     try:
         kind = ACTIVATIONS[name]
@@ -136,6 +148,8 @@ def activation_forward(str name, const floating[:, ::1] Z not None, floating[:, 
                          f"({Z.shape[0]}, {Z.shape[1]}) and ({A.shape[0]}, {A.shape[1]})")
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         return
+    cdef Py_ssize_t nbytes = Z.shape[0] * Z.shape[1] * sizeof(floating)
+    _check_alias("activation_forward", "A", &A[0, 0], "Z", &Z[0, 0], nbytes)
     with nogil:
         _act_forward(kind, alpha, &Z[0, 0], &A[0, 0], Z.shape[0], Z.shape[1])
 
@@ -152,5 +166,8 @@ def activation_backward(str name, const floating[:, ::1] A not None,
                          f"({dZ.shape[0]}, {dZ.shape[1]})")
     if A.shape[0] == 0 or A.shape[1] == 0:
         return
+    cdef Py_ssize_t nbytes = A.shape[0] * A.shape[1] * sizeof(floating)
+    _check_alias("activation_backward", "dZ", &dZ[0, 0], "dA", &dA[0, 0], nbytes)
+    _check_alias("activation_backward", "dZ", &dZ[0, 0], "A", &A[0, 0], nbytes)
     with nogil:
         _act_backward(kind, alpha, &A[0, 0], &dA[0, 0], &dZ[0, 0], A.shape[0], A.shape[1])

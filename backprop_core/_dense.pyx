@@ -3,6 +3,7 @@ from cython cimport floating
 from libc.string cimport memcpy
 
 from ._blas cimport _ensure_blas, _gemm
+from ._checks cimport _overlap
 
 
 cdef void _dense_forward(const floating* X, const floating* W, const floating* b, floating* Y,
@@ -35,13 +36,27 @@ cdef void _dense_backward(const floating* X, const floating* W, const floating* 
               dX, n_in)
 
 
+cdef int _check_disjoint(str who, list outputs, list inputs) except -1:
+    """Refuse an output that shares memory with an input or another output: the products
+    read their inputs while the outputs are written, so any overlap gives wrong numbers.
+    outputs, inputs: (name, address, byte size) triples."""
+    cdef Py_ssize_t k
+    for k, (name, addr, size) in enumerate(outputs):
+        for other, o_addr, o_size in inputs + outputs[k + 1:]:
+            if _overlap(<void*><size_t>addr, size, <void*><size_t>o_addr, o_size):
+                raise ValueError(f"{who}: {name} shares memory with {other}; pass separate "
+                                 f"arrays")
+    return 0
+
+
 cdef str _shape(Py_ssize_t* shape, int ndim):
     return "(" + ", ".join([str(shape[i]) for i in range(ndim)]) + ("," if ndim == 1 else "") + ")"
 
 
 def dense_forward(const floating[:, ::1] X not None, const floating[:, ::1] W not None,
                   const floating[::1] b not None, floating[:, ::1] Y not None):
-    """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out). Writes Y."""
+    """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out). Writes Y, which
+    must not share memory with X, W or b."""
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     if W.shape[0] != n_in or b.shape[0] != n_out or Y.shape[0] != n or Y.shape[1] != n_out:
         raise ValueError(
@@ -50,6 +65,11 @@ def dense_forward(const floating[:, ::1] X not None, const floating[:, ::1] W no
             f"expected X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out)")
     if n == 0 or n_out == 0:
         return
+    cdef Py_ssize_t item = sizeof(floating)
+    _check_disjoint("dense_forward", [("Y", <size_t>&Y[0, 0], n * n_out * item)],
+                    [("X", <size_t>&X[0, 0], n * n_in * item),
+                     ("W", <size_t>&W[0, 0], n_in * n_out * item),
+                     ("b", <size_t>&b[0], n_out * item)])
     _ensure_blas()
     with nogil:
         _dense_forward(&X[0, 0], &W[0, 0], &b[0], &Y[0, 0], n, n_in, n_out)
@@ -61,6 +81,7 @@ def dense_backward(const floating[:, ::1] X not None, const floating[:, ::1] W n
     """dW := X.T @ dY, db := dY.sum(0), and dX := dY @ W.T unless dX is None.
 
     X:(n, n_in) W:(n_in, n_out) dY:(n, n_out) dW:(n_in, n_out) db:(n_out,) dX:(n, n_in)
+    The outputs dW, db, dX must not share memory with the inputs or each other.
     """
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     if (W.shape[0] != n_in or dY.shape[0] != n or dY.shape[1] != n_out
@@ -78,5 +99,13 @@ def dense_backward(const floating[:, ::1] X not None, const floating[:, ::1] W n
     cdef const floating* dy_ptr = &dY[0, 0] if n > 0 else NULL
     if dX is not None and n > 0:
         dx_ptr = &dX[0, 0]
+    cdef Py_ssize_t item = sizeof(floating)
+    _check_disjoint("dense_backward",
+                    [("dW", <size_t>&dW[0, 0], n_in * n_out * item),
+                     ("db", <size_t>&db[0], n_out * item),
+                     ("dX", <size_t>dx_ptr, n * n_in * item if dx_ptr != NULL else 0)],
+                    [("X", <size_t>x_ptr, n * n_in * item),
+                     ("W", <size_t>&W[0, 0], n_in * n_out * item),
+                     ("dY", <size_t>dy_ptr, n * n_out * item)])
     with nogil:
         _dense_backward(x_ptr, &W[0, 0], dy_ptr, dx_ptr, &dW[0, 0], &db[0], n, n_in, n_out)

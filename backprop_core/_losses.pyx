@@ -16,6 +16,7 @@ from libc.math cimport exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
 from ._activations cimport _exp
+from ._checks cimport _overlap
 
 LOSSES = {
     "mse": LOSS_MSE,
@@ -150,9 +151,11 @@ cdef Py_ssize_t _loss(int kind, double param, const floating* Y, const void* T,
 
 
 cdef double _call(str who, int kind, double param, const floating[:, ::1] Y, const void* T,
-                  const floating[::1] w, floating[:, ::1] G) except? -1:
-    """Shape checks shared by every loss, then the kernel without the GIL."""
+                  Py_ssize_t t_bytes, const floating[::1] w, floating[:, ::1] G) except? -1:
+    """Shape and aliasing checks shared by every loss, then the kernel without the GIL.
+    T: t_bytes of targets or labels."""
     cdef Py_ssize_t n = Y.shape[0], m = Y.shape[1], bad
+    cdef Py_ssize_t g_bytes = n * m * sizeof(floating)
     cdef double loss = 0
     if n == 0 or m == 0:
         raise ValueError(f"{who}: Y must be non-empty, got shape {(n, m)}")
@@ -161,6 +164,13 @@ cdef double _call(str who, int kind, double param, const floating[:, ::1] Y, con
                          f"{(G.shape[0], G.shape[1])}")
     if w is not None and w.shape[0] != n:
         raise ValueError(f"{who}: w must have shape ({n},), got ({w.shape[0]},)")
+    if G is not None:
+        # G is written while Y, T and w are still being read
+        for other, ptr, nbytes in (("Y", <size_t>&Y[0, 0], g_bytes), ("T", <size_t>T, t_bytes),
+                                   ("w", 0 if w is None else <size_t>&w[0],
+                                    n * sizeof(floating))):
+            if ptr and _overlap(&G[0, 0], g_bytes, <void*><size_t>ptr, nbytes):
+                raise ValueError(f"{who}: G shares memory with {other}; give G its own array")
     cdef floating* g = NULL if G is None else &G[0, 0]
     cdef const floating* wp = NULL
     if w is not None:
@@ -181,7 +191,8 @@ cdef double _with_targets(str who, int kind, double param, const floating[:, ::1
     if (T.shape[0], T.shape[1]) != (Y.shape[0], Y.shape[1]):
         raise ValueError(f"{who}: T must have the shape of Y {(Y.shape[0], Y.shape[1])}, "
                          f"got {(T.shape[0], T.shape[1])}")
-    return _call(who, kind, param, Y, &T[0, 0] if T.shape[0] * T.shape[1] else NULL, w, G)
+    return _call(who, kind, param, Y, &T[0, 0] if T.shape[0] * T.shape[1] else NULL,
+                 T.shape[0] * T.shape[1] * sizeof(floating), w, G)
 
 
 def mse_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
@@ -232,4 +243,4 @@ def softmax_cross_entropy_loss(const floating[:, ::1] Z not None,
         raise ValueError(f"softmax_cross_entropy_loss: labels must have shape ({Z.shape[0]},), "
                          f"got ({labels.shape[0]},)")
     return _call("softmax_cross_entropy_loss", LOSS_SOFTMAX_CROSS_ENTROPY, 0.0, Z,
-                 &labels[0] if labels.shape[0] else NULL, w, G)
+                 &labels[0] if labels.shape[0] else NULL, labels.shape[0] * sizeof(int64_t), w, G)

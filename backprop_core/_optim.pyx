@@ -2,6 +2,8 @@
 from cython cimport floating
 from libc.math cimport pow, sqrt
 
+from ._checks cimport _overlap
+
 
 cdef void _sgd_update(floating* w, const floating* g, floating* v, Py_ssize_t size,
                       double lr, double momentum, bint nesterov,
@@ -58,12 +60,27 @@ cdef _check_same(str who, Py_ssize_t size, arrays):
                              f"got ({a.shape[0]},)")
 
 
+cdef int _check_disjoint(str who, list buffers) except -1:
+    """Refuse two buffers that share memory: each is read and written element by element
+    as a separate quantity, so an overlap gives wrong numbers. buffers: (name, address,
+    byte size) triples."""
+    cdef Py_ssize_t i, j
+    for i in range(len(buffers)):
+        for j in range(i + 1, len(buffers)):
+            if _overlap(<void*><size_t>buffers[i][1], buffers[i][2],
+                        <void*><size_t>buffers[j][1], buffers[j][2]):
+                raise ValueError(f"{who}: {buffers[i][0]} shares memory with {buffers[j][0]}; "
+                                 f"pass separate arrays")
+    return 0
+
+
 def sgd_update(floating[::1] param not None, const floating[::1] grad not None,
                floating[::1] velocity=None, *, double lr, double momentum=0.0,
                bint nesterov=False, double weight_decay=0.0):
     """In place: param -= lr * step (see _sgd_update).   param, grad, velocity:(size,)
 
-    velocity is required when momentum != 0 and is updated in place.
+    velocity is required when momentum != 0 and is updated in place. The arrays must not
+    share memory.
     """
     cdef Py_ssize_t size = param.shape[0]
     _check_same("sgd_update", size, (("grad", grad), ("velocity", velocity)))
@@ -72,6 +89,10 @@ def sgd_update(floating[::1] param not None, const floating[::1] grad not None,
     if size == 0:
         return
     cdef floating* v = NULL if velocity is None else &velocity[0]
+    cdef Py_ssize_t nbytes = size * sizeof(floating)
+    _check_disjoint("sgd_update", [("param", <size_t>&param[0], nbytes),
+                                   ("grad", <size_t>&grad[0], nbytes),
+                                   ("velocity", <size_t>v, nbytes if v != NULL else 0)])
     with nogil:
         _sgd_update(&param[0], &grad[0], v, size, lr, momentum, nesterov, weight_decay)
 
@@ -80,13 +101,18 @@ def adam_update(floating[::1] param not None, const floating[::1] grad not None,
                 floating[::1] m not None, floating[::1] v not None, *, Py_ssize_t t,
                 double lr=1e-3, double beta1=0.9, double beta2=0.999, double eps=1e-8,
                 double weight_decay=0.0):
-    """In place: Adam step number t (1-based) on param, m, v.   param, grad, m, v:(size,)"""
+    """In place: Adam step number t (1-based) on param, m, v.   param, grad, m, v:(size,),
+    not sharing memory."""
     cdef Py_ssize_t size = param.shape[0]
     _check_same("adam_update", size, (("grad", grad), ("m", m), ("v", v)))
     if t < 1:
         raise ValueError(f"adam_update: t must be >= 1, got {t}")
     if size == 0:
         return
+    cdef Py_ssize_t nbytes = size * sizeof(floating)
+    _check_disjoint("adam_update", [("param", <size_t>&param[0], nbytes),
+                                    ("grad", <size_t>&grad[0], nbytes),
+                                    ("m", <size_t>&m[0], nbytes), ("v", <size_t>&v[0], nbytes)])
     with nogil:
         _adam_update(&param[0], &grad[0], &m[0], &v[0], size, lr, beta1, beta2, eps,
                      weight_decay, t)

@@ -90,3 +90,28 @@ def test_ctrl_c_ends_an_epoch_at_a_batch_boundary():
         replay.train_step(X[16 * s : 16 * s + 16], y[16 * s : 16 * s + 16])
     np.testing.assert_array_equal(model._theta, replay._theta)
     assert np.isfinite(model.train_step(X[:16], y[:16]))  # not left busy or broken
+
+
+def test_restored_adam_state_continues_exactly():
+    """Copying weights, m, v and the step count into a fresh model continues Adam exactly
+    as the original (what save/load and pickling rely on)."""
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
+
+    def make():
+        return bp.Sequential([bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 2)], seed=0).compile(
+            bp.MSE(), bp.Adam(lr=0.01)
+        )
+
+    a, b = make(), make()
+    for _ in range(5):
+        a.train_step(X, y)
+    b._theta[...] = a._theta
+    for key, buf in a.optimizer.state.items():
+        b.optimizer.state[key][...] = buf
+    b._executor.step_count = a._executor.step_count
+    with pytest.raises(ValueError, match="step_count must be >= 0"):
+        b._executor.step_count = -1
+    for _ in range(3):
+        assert a.train_step(X, y) == b.train_step(X, y)
+    np.testing.assert_array_equal(a._theta, b._theta)

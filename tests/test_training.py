@@ -170,7 +170,7 @@ def test_history_lengths_and_validation_loss() -> None:
     # val_loss is measured after each epoch: the last one is the trained model's loss
     assert history.val_loss[-1] == pytest.approx(model.evaluate(Xv, yv), rel=1e-12)
     assert history.val_loss[-1] != history.val_loss[0]
-    assert set(history.as_dict()) == {"loss", "val_loss", "epoch_time"}
+    assert set(history.as_dict()) == {"loss", "val_loss", "lr", "epoch_time"}
 
     plain = _regression_model().fit(X, y, epochs=4, batch_size=8, seed=0)
     assert plain.val_loss == []
@@ -456,3 +456,74 @@ def test_gradcheck_agrees_with_an_independent_central_difference() -> None:
             down = model.evaluate(X, y)
             flat[i] = old
             assert (up - down) / (2 * eps) == pytest.approx(gflat[i], rel=1e-6, abs=1e-9)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def test_evaluate_return_dict_accuracy_matches_numpy() -> None:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(90, 4))
+    y = rng.integers(0, 3, 90)
+    w = rng.uniform(0.1, 2.0, 90)
+    model = bp.Sequential([bp.Dense(4, 3)], dtype="float64", seed=1)
+    model.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1), metrics=["accuracy"])
+    scores = model.evaluate(X, y, return_dict=True)
+    correct = np.argmax(X @ model.layers[0].W + model.layers[0].b, axis=1) == y
+    assert scores == {"loss": model.evaluate(X, y), "accuracy": float(np.mean(correct))}
+    weighted = model.evaluate(X, y, w, return_dict=True)
+    assert weighted["accuracy"] == pytest.approx(np.sum(w * correct) / np.sum(w), rel=1e-12)
+    assert weighted["loss"] == pytest.approx(model.evaluate(X, y, sample_weight=w), rel=1e-12)
+
+
+def test_binary_accuracy_thresholds_the_logits_at_zero() -> None:
+    X = np.array([[1.0], [-1.0], [2.0], [-3.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    model = bp.Sequential([bp.Dense(1, 2)], dtype="float64", seed=0)
+    model.layers[0].W[...] = [[1.0, -1.0]]  # logits (x, -x): predicted (x > 0, x < 0)
+    model.compile(bp.BinaryCrossEntropy(), metrics=["accuracy"])
+    # rows: (1,0)/(1,0) 2 right; (0,1)/(1,0) 0; (1,0)/(0,1) 0; (0,1)/(0,0) 1 -> 3 of 8
+    assert model.evaluate(X, y, return_dict=True)["accuracy"] == 3 / 8
+
+
+def test_r2_and_mae_match_scikit_learn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    y[:, 1] = 0.5  # a constant output: sklearn's convention (0.0 unless predicted exactly)
+    w = rng.uniform(0.0, 1.0, 50)
+    model = bp.Sequential([bp.Dense(3, 2)], dtype="float64", seed=0)
+    model.compile(bp.MSE(), bp.SGD(lr=0.1), metrics=["r2", "mae"])
+    pred = model.predict(X)
+    for weights in (None, w):
+        scores = model.evaluate(X, y, weights, return_dict=True)
+        r2 = metrics.r2_score(y, pred, sample_weight=weights)
+        mae = metrics.mean_absolute_error(y, pred, sample_weight=weights)
+        assert scores["r2"] == pytest.approx(r2, rel=1e-12)
+        assert scores["mae"] == pytest.approx(mae, rel=1e-12)
+
+
+def test_metrics_are_checked_against_the_loss() -> None:
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(ValueError, match="'accuracy' needs a classification loss"):
+        model.compile(bp.MSE(), metrics=["accuracy"])
+    with pytest.raises(ValueError, match="'r2' needs a regression loss"):
+        model.compile(bp.SoftmaxCrossEntropy(), metrics=["r2"])
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        model.compile(bp.MSE(), metrics=["f1"])
+    with pytest.raises(TypeError, match="metrics must be a list of names"):
+        model.compile(bp.MSE(), metrics="mae")  # type: ignore[arg-type]
+
+
+def test_validation_metrics_use_validation_sample_weights() -> None:
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    wv = rng.uniform(0.5, 1.5, 12)
+    model = bp.Sequential([bp.Dense(3, 1)], dtype="float64", seed=0)
+    model.compile(bp.MAE(), bp.SGD(lr=0.01), metrics=["mae"])
+    history = model.fit(X, y, epochs=2, validation_data=(X[:12], y[:12], wv))
+    expected = model.evaluate(X[:12], y[:12], wv, return_dict=True)
+    assert history["val_loss"][-1] == expected["loss"]
+    assert history["val_mae"][-1] == pytest.approx(expected["mae"], rel=1e-12)
+    # MAE loss is the mean absolute error itself
+    assert history["val_mae"][-1] == pytest.approx(history["val_loss"][-1], rel=1e-9)

@@ -6,6 +6,16 @@ model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
 history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
+from .callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    StepDecay,
+)
+from .explain import Explanation, explain
 from .gradcheck import gradcheck
 from .layers import (
     Activation,
@@ -22,6 +32,8 @@ from .layers import (
 from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
+from .serialization import ModelFileError
+from .serialization import load_model as load
 from .training import History
 
 __version__ = "0.1.0"
@@ -33,20 +45,31 @@ __all__ = [
     "Activation",
     "Adam",
     "BinaryCrossEntropy",
+    "Callback",
+    "CosineDecay",
     "Dense",
     "Dropout",
+    "EarlyStopping",
+    "Explanation",
+    "ExponentialDecay",
     "History",
     "Huber",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "LearningRateScheduler",
     "Loss",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Optimizer",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "StepDecay",
     "Tanh",
+    "explain",
     "gradcheck",
+    "load",
 ]

@@ -2,7 +2,17 @@
 
 Messages name the argument, what was expected and what was found. Inputs that already have
 the right dtype, layout and shape pass through a fast path with no copy; anything else is
-converted once (when the conversion is lossless enough to be unsurprising) or refused.
+converted once or refused. The dtype policy (README, "Errors and guarantees"):
+
+- float16/32/64 (and longer floats): rounded to the model's dtype; a value that overflows it
+  becomes infinite and is refused as such, naming the row.
+- bool and integers: converted only when every value is exactly representable in the model's
+  dtype (|v| <= 2**24 for float32, 2**53 for float64); otherwise refused (ValueError, naming
+  the row) rather than silently rounded. Class labels: any integer dtype, bool, or floats
+  holding whole numbers.
+- complex, object, strings, datetimes, structured records: refused (TypeError).
+- any memory layout (Fortran order, strides, negative strides, read-only): copied to a
+  C-contiguous array first; the caller's arrays are never written.
 """
 
 from __future__ import annotations
@@ -28,21 +38,80 @@ def resolve_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     return resolved
 
 
+#: Largest integer magnitude below which every integer is exact in the dtype (its mantissa).
+EXACT_INT_LIMIT = {np.dtype(np.float32): 2**24, np.dtype(np.float64): 2**53}
+
+
 def _as_array(a: Any, name: str) -> NDArray[Any]:
-    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except (ValueError, TypeError) as e:  # ragged nested lists, unconvertible objects
+            raise ValueError(f"{name} must be a rectangular array of numbers ({e})") from None
     kind = arr.dtype.kind
     if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+        raise TypeError(
+            f"{name} must be real, got complex dtype {arr.dtype} (pass .real if the "
+            "imaginary parts are zero)"
+        )
     if kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold numbers (float, integer or bool), got dtype {arr.dtype}")
     return arr
 
 
-def check_finite(a: NDArray[Any], name: str) -> None:
-    """Refuse NaN and infinity, naming the first offending row. a: (n, m) float, C order."""
+def _check_exact_ints(a: NDArray[Any], name: str, dtype: np.dtype[Any], where: str) -> None:
+    """Refuse integers that `dtype` cannot hold exactly: conversion would round them."""
+    limit = EXACT_INT_LIMIT[dtype]
+    if a.dtype.kind not in "iu" or np.iinfo(a.dtype).max <= limit:
+        return  # bool, and integer types too narrow to exceed the limit
+    bad = (a > limit) | (a < -limit) if a.dtype.kind == "i" else a > limit
+    if bad.any():
+        flat = int(np.flatnonzero(bad.ravel(order="C"))[0])
+        index = np.unravel_index(flat, a.shape)
+        row = f" (row {index[0]})" if a.ndim > 1 else f" ({name}[{index[0]}])"
+        raise ValueError(
+            f"{where}: {name} holds the integer {a[index]}{row}, which {dtype} cannot "
+            f"represent exactly; integers are converted only when |value| <= "
+            f"2**{int(np.log2(limit))} (exact in {dtype}). Convert {name} yourself "
+            f"({name}.astype(np.{dtype})) if rounding is acceptable"
+        )
+
+
+def _convert(a: NDArray[Any], name: str, dtype: np.dtype[Any], where: str) -> NDArray[Any]:
+    """a as a C-contiguous array of `dtype`, under the module's dtype policy."""
+    _check_exact_ints(a, name, dtype, where)
+    with np.errstate(over="ignore"):  # an overflow to inf is reported by check_finite
+        return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_finite(a: NDArray[Any], name: str, source: NDArray[Any] | None = None) -> None:
+    """Refuse NaN and infinity, naming the first offending row. a: (n, m) float, C order.
+
+    source: the array a was converted from, to tell an overflow in the conversion apart.
+    """
+    row = first_nonfinite_row(a)
+    if row < 0:
+        return
+    if source is not None and source.dtype.kind == "f" and np.isfinite(source[row]).all():
+        raise ValueError(
+            f"{name} row {row} holds a value beyond the range of {a.dtype} "
+            f"(|x| <= {np.finfo(a.dtype).max:.4g}): {source[row]!r}"
+        )
+    raise ValueError(f"{name} holds NaN or infinity in row {row}: {a[row]!r}")
+
+
+def check_result(a: NDArray[Any], what: str, where: str, dtype: np.dtype[Any]) -> None:
+    """Refuse a computed result that overflowed: FloatingPointError naming the row.
+    a: (n, m) float, C order (a scalar loss: shape (1, 1)); dtype: the model's."""
     row = first_nonfinite_row(a)
     if row >= 0:
-        raise ValueError(f"{name} holds NaN or infinity in row {row}: {a[row]!r}")
+        at = f" in row {row}" if a.shape[0] > 1 else ""
+        raise FloatingPointError(
+            f"{where}: {what} is not finite{at} (an overflow: are the inputs or weights far "
+            f"too large for {dtype}?)"
+        )
 
 
 def as_features(
@@ -52,24 +121,45 @@ def as_features(
 
     first_layer names what fixes n_features, for the error message.
     """
+    source = None
     if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous):
-        X = _as_array(X, "X")
+        X = source = _as_array(X, f"{where}: X")
         if X.ndim != 2:
             hint = "; use X.reshape(1, -1) for a single sample" if X.ndim == 1 else ""
             raise ValueError(
                 f"{where}: X must be 2-D (n_samples, n_features), got ndim={X.ndim} "
                 f"with shape {X.shape}{hint}"
             )
-        with np.errstate(over="ignore"):  # an overflow to inf is reported just below
-            X = np.ascontiguousarray(X, dtype=dtype)
     if X.shape[1] != n_features:
         raise ValueError(
             f"{where}: X has {X.shape[1]} features, but {first_layer} expects {n_features}"
         )
     if X.shape[0] == 0:
-        raise ValueError(f"{where}: X is empty (0 samples)")
-    check_finite(X, "X")
+        raise ValueError(
+            f"{where}: X is empty (0 samples); expected at least one row, got shape {X.shape}"
+        )
+    if source is not None:
+        X = _convert(X, "X", dtype, where)
+    check_finite(X, f"{where}: X", source)
     return X  # type: ignore[no-any-return]
+
+
+def as_predictions(y_pred: Any, where: str) -> NDArray[Any]:
+    """y_pred for a loss called directly: a C-contiguous non-empty (n, m) float32/float64
+    array (float32 and float64 stay as they are, other numbers become float64), finite;
+    (n,) is read as (n, 1)."""
+    Y = _as_array(y_pred, "y_pred")
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.ndim != 2 or Y.shape[0] == 0:
+        raise ValueError(
+            f"{where}: y_pred must be a non-empty (n_samples, n_outputs) array, got shape {Y.shape}"
+        )
+    dtype = Y.dtype if Y.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    source = Y
+    Y = _convert(Y, "y_pred", dtype, where)
+    check_finite(Y, "y_pred", source)
+    return Y
 
 
 def as_targets(
@@ -98,19 +188,21 @@ def as_targets(
         and y.flags.c_contiguous
         and y.shape[1] == n_outputs
     ):
-        y = _as_array(y, "y")
+        y = source = _as_array(y, f"{where}: y")
         if y.ndim == 1 and n_outputs == 1:
-            y = y.reshape(-1, 1)
+            y = source = y.reshape(-1, 1)
         if y.ndim != 2 or y.shape[1] != n_outputs:
             raise ValueError(
                 f"{where}: y must have shape (n_samples, {n_outputs})"
                 + (" or (n_samples,)" if n_outputs == 1 else "")
                 + f" to match the model's {n_outputs} outputs, got {y.shape}"
             )
-        with np.errstate(over="ignore"):
-            y = np.ascontiguousarray(y, dtype=dtype)
-    _check_rows(y, n_samples, where)
-    check_finite(y, "y")
+        _check_rows(y, n_samples, where)
+        y = _convert(y, "y", dtype, where)
+    else:
+        source = None
+        _check_rows(y, n_samples, where)
+    check_finite(y, f"{where}: y", source)
     # min/max first: reductions allocate nothing, so a valid y costs no temporaries
     if check_range and loss_name == "binary_cross_entropy" and (y.min() < 0 or y.max() > 1):
         bad = np.flatnonzero(((y < 0) | (y > 1)).any(axis=1))
@@ -131,7 +223,14 @@ def _as_labels(
     y: Any, n_samples: int, n_classes: int, where: str, check_range: bool
 ) -> NDArray[np.int64]:
     if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1 and y.flags.c_contiguous):
-        y = _as_array(y, "y")
+        try:
+            y = _as_array(y, f"{where}: y")
+        except TypeError:
+            found = getattr(np.asarray(y), "dtype", type(y).__name__)
+            raise TypeError(
+                f"{where}: softmax cross-entropy takes y as integer class labels in "
+                f"[0, {n_classes}), got dtype {found}"
+            ) from None
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.reshape(-1)
         if y.ndim != 1:
@@ -146,17 +245,27 @@ def _as_labels(
                     f"{where}: softmax cross-entropy takes integer class labels; y[{bad}] "
                     f"is {y[bad].item()!r}"
                 )
+        _check_rows(y, n_samples, where)
+        # range first: a huge uint64 or float label would wrap when cast to int64
+        _check_labels(y, n_classes, where)
         y = np.ascontiguousarray(y, dtype=np.int64)
-    _check_rows(y, n_samples, where)
-    if check_range and y.size and (y.min() < 0 or y.max() >= n_classes):
-        bad_idx = np.flatnonzero((y < 0) | (y >= n_classes))
-        if bad_idx.size:
-            i = int(bad_idx[0])
-            raise ValueError(
-                f"{where}: y[{i}] = {y[i]} is not a class index in [0, {n_classes}) "
-                f"(the model has {n_classes} outputs)"
-            )
+    else:
+        _check_rows(y, n_samples, where)
+        if check_range:
+            _check_labels(y, n_classes, where)
     return y  # type: ignore[no-any-return]
+
+
+def _check_labels(y: NDArray[Any], n_classes: int, where: str) -> None:
+    if y.size == 0 or (y.min() >= 0 and y.max() < n_classes):
+        return  # min/max allocate nothing; the masks below are for a bad y only
+    bad_idx = np.flatnonzero((y < 0) | (y >= n_classes))
+    if bad_idx.size:
+        i = int(bad_idx[0])
+        raise ValueError(
+            f"{where}: y[{i}] = {y[i]} is not a class index in [0, {n_classes}) "
+            f"(the model has {n_classes} outputs)"
+        )
 
 
 def as_sample_weight(
@@ -167,16 +276,16 @@ def as_sample_weight(
     if w is None:
         return None
     if not (type(w) is np.ndarray and w.dtype == dtype and w.ndim == 1 and w.flags.c_contiguous):
-        w = _as_array(w, "sample_weight")
+        w = _as_array(w, f"{where}: sample_weight")
         if w.ndim != 1:
             raise ValueError(
                 f"{where}: sample_weight must be 1-D (n_samples,), got shape {w.shape}"
             )
-        with np.errstate(over="ignore"):
-            w = np.ascontiguousarray(w, dtype=dtype)
+        if w.shape[0] == n_samples:
+            w = _convert(w, "sample_weight", dtype, where)
     if w.shape[0] != n_samples:
         raise ValueError(f"{where}: X has {n_samples} samples but sample_weight has {w.shape[0]}")
-    check_finite(w.reshape(-1, 1), "sample_weight")
+    check_finite(w.reshape(-1, 1), f"{where}: sample_weight")
     if (w < 0).any():
         i = int(np.flatnonzero(w < 0)[0])
         raise ValueError(f"{where}: sample_weight must be >= 0; sample_weight[{i}] is {w[i]}")
@@ -209,6 +318,11 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_seed(value: Any, name: str) -> int | None:
+    """None or an integer >= 0 (what numpy.random.default_rng takes as an entropy value)."""
+    return None if value is None else check_int(value, name, 0)
 
 
 def _as_float(value: Any, name: str) -> float:

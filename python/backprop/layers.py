@@ -49,6 +49,11 @@ class Layer:
         """A fresh, unattached layer with the same configuration."""
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON types): type(self)(**config) rebuilds
+        the layer (model.save stores it)."""
+        return {}
+
     def _op(self, width: int) -> tuple[Any, ...]:
         raise NotImplementedError
 
@@ -114,6 +119,14 @@ class Dense(Layer):
 
     def parameters(self) -> list[Array]:
         return [self.W, self.b]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "weight_init": self.weight_init,
+            "bias_init": self.bias_init,
+        }
 
     def clone(self) -> Dense:
         return Dense(
@@ -207,6 +220,9 @@ class LeakyReLU(Activation):
     def clone(self) -> LeakyReLU:
         return LeakyReLU(self.alpha)
 
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
     def _op(self, width: int) -> tuple[Any, ...]:
         return (self.name, width, self.alpha)
 
@@ -226,6 +242,9 @@ class Dropout(Layer):
 
     def clone(self) -> Dropout:
         return Dropout(self.p)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"p": self.p}
 
     def _op(self, width: int) -> tuple[Any, ...]:
         return ("dropout", width, self.p)

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 import backprop_core as core
 
-from ._validation import as_targets, check_finite, check_positive, resolve_dtype
+from ._validation import as_predictions, as_targets, check_positive
 
 Array = NDArray[Any]
 
@@ -52,19 +52,12 @@ class Loss:
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON types), for model.save."""
+        return {}
+
     def _outputs(self, y_pred: Any) -> Array:
-        Y = np.asarray(y_pred)
-        if Y.ndim == 1:
-            Y = Y.reshape(-1, 1)
-        if Y.ndim != 2 or Y.shape[0] == 0:
-            raise ValueError(
-                f"{type(self).__name__}: y_pred must be a non-empty (n_samples, n_outputs) "
-                f"array, got shape {Y.shape}"
-            )
-        dtype = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
-        Y = np.ascontiguousarray(Y, dtype=resolve_dtype(dtype))
-        check_finite(Y, "y_pred")
-        return Y
+        return as_predictions(y_pred, type(self).__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -122,6 +115,9 @@ class Huber(Loss):
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
         return float(core.huber_loss(Y, T, G, delta=self.delta))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"delta": self.delta}
 
     def __repr__(self) -> str:
         return f"Huber(delta={self.delta})"

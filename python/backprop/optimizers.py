@@ -35,7 +35,7 @@ class Optimizer:
 
     @property
     def steps(self) -> int:
-        """Update steps taken since compile()."""
+        """Update steps taken since compile() (for a loaded model: since the original's)."""
         return 0 if self._executor is None else int(self._executor.step_count)
 
     @property
@@ -52,6 +52,10 @@ class Optimizer:
         self._configure(executor)
 
     def _configure(self, executor: Executor) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON types), lr being the current one."""
         raise NotImplementedError
 
 
@@ -74,6 +78,14 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
         self.weight_decay = check_range(weight_decay, "SGD: weight_decay", 0.0, float("inf"))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "lr": self._lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
     def _configure(self, executor: Executor) -> None:
         executor.set_sgd(self._lr, self.momentum, self.nesterov, self.weight_decay)
@@ -104,6 +116,14 @@ class Adam(Optimizer):
         )
         self.eps = check_positive(eps, "Adam: eps")
         self.weight_decay = check_range(weight_decay, "Adam: weight_decay", 0.0, float("inf"))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "lr": self._lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
     def _configure(self, executor: Executor) -> None:
         executor.set_adam(self._lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)

@@ -1,39 +1,226 @@
-"""Training bookkeeping: the History that fit() returns and its per-epoch progress lines."""
+"""Training bookkeeping: the History that fit() returns, metrics, and per-epoch progress."""
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass, field
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[Any]
+
+#: metric name -> the losses it applies to (classification or regression)
+_CLASSIFICATION = ("softmax_cross_entropy", "binary_cross_entropy")
+METRICS = ("accuracy", "r2", "mae")
 
 
-@dataclass
 class History:
-    """Per-epoch record of a fit() call (index i is epoch i + 1)."""
+    """Per-epoch record of one fit() call; index i is the call's epoch i + 1.
 
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    epoch_time: list[float] = field(default_factory=list)
+    loss: mean training loss of each epoch (batch losses weighted by batch size);
+    val_loss and val_<metric> (e.g. val_accuracy): measured on the validation data after
+    the epoch; lr: the learning rate the epoch trained with; epoch_time: seconds.
+    stop_reason: None when every epoch ran, else why fit() stopped early ("callback",
+    "non-finite", "interrupted").
+    """
+
+    def __init__(self) -> None:
+        # One dict per completed epoch, appended in one step, so an interrupt can never
+        # leave the lists of different lengths.
+        self.records: list[dict[str, float]] = []
+        self.stop_reason: str | None = None
+
+    def _column(self, key: str) -> list[float]:
+        return [r[key] for r in self.records if key in r]
+
+    @property
+    def loss(self) -> list[float]:
+        return self._column("loss")
+
+    @property
+    def val_loss(self) -> list[float]:
+        return self._column("val_loss")
+
+    @property
+    def lr(self) -> list[float]:
+        return self._column("lr")
+
+    @property
+    def epoch_time(self) -> list[float]:
+        return self._column("epoch_time")
+
+    @property
+    def metrics(self) -> dict[str, list[float]]:
+        """Metric columns, e.g. {"val_accuracy": [...]}."""
+        base = {"loss", "val_loss", "lr", "epoch_time"}
+        return {k: v for k, v in self.as_dict().items() if k not in base}
 
     @property
     def epochs(self) -> int:
-        return len(self.loss)
+        return len(self.records)
 
     def as_dict(self) -> dict[str, list[float]]:
-        out = {"loss": list(self.loss), "epoch_time": list(self.epoch_time)}
-        if self.val_loss:
-            out["val_loss"] = list(self.val_loss)
-        return out
+        """{"loss": [...], "val_loss": [...], ...}: every column that was recorded."""
+        keys: dict[str, None] = {}
+        for r in self.records:
+            keys.update(dict.fromkeys(r))
+        return {k: self._column(k) for k in keys}
+
+    def __getitem__(self, key: str) -> list[float]:
+        columns = self.as_dict()
+        if key not in columns:
+            raise KeyError(f"History has no {key!r}; it holds {sorted(columns)}")
+        return columns[key]
+
+    def plot(self, path: str | os.PathLike[str]) -> None:
+        """Draw loss (and val_loss) per epoch, and any metrics in a second panel, into
+        an image file (format from the suffix, e.g. .png). Needs matplotlib."""
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError(
+                "History.plot needs matplotlib: pip install matplotlib "
+                "(or the extra: pip install 'backprop-core[plot]')"
+            ) from None
+        metrics = self.metrics
+        # Figure without pyplot: no global state, no GUI backend needed.
+        fig = Figure(figsize=(6.4 * (1 + bool(metrics)), 4.0), layout="constrained")
+        axes = fig.subplots(1, 1 + bool(metrics), squeeze=False)[0]
+        epochs = np.arange(1, self.epochs + 1)
+        for key in ("loss", "val_loss"):
+            column = self._column(key)
+            if column:
+                axes[0].plot(epochs[: len(column)], column, marker=".", label=key)
+        axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+        axes[0].legend()
+        if metrics:
+            for key, column in metrics.items():
+                axes[1].plot(epochs[: len(column)], column, marker=".", label=key)
+            axes[1].set(xlabel="epoch", title="metrics")
+            axes[1].legend()
+        fig.savefig(path)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={self.epochs}, keys={list(self.as_dict())})"
 
 
-def report_epoch(
-    history: History, epoch: int, epochs: int, n_samples: int, stream: TextIO | None = None
-) -> None:
-    """One line per epoch: works the same in a terminal and in a CI log."""
-    seconds = history.epoch_time[-1]
-    parts = [f"epoch {epoch}/{epochs}", f"loss {history.loss[-1]:.6g}"]
-    if history.val_loss:
-        parts.append(f"val_loss {history.val_loss[-1]:.6g}")
-    rate = n_samples / seconds if seconds > 0 else float("inf")
-    parts.append(f"{seconds * 1e3:.1f} ms ({rate:,.0f} samples/s)")
-    print(" - ".join(parts), file=stream or sys.stdout, flush=True)
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def check_metrics(metrics: Sequence[str] | None, loss_name: str) -> tuple[str, ...]:
+    """The metric names for compile(): "accuracy" for the cross-entropy losses, "r2" and
+    "mae" for the regression losses."""
+    if metrics is None:
+        return ()
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"compile: metrics must be a list of names, got {metrics!r}")
+    out = []
+    for m in metrics:
+        if m not in METRICS:
+            raise ValueError(f"compile: unknown metric {m!r}; expected one of {list(METRICS)}")
+        classification = loss_name in _CLASSIFICATION
+        if (m == "accuracy") != classification:
+            kind = "a classification" if m == "accuracy" else "a regression"
+            raise ValueError(
+                f"compile: metric {m!r} needs {kind} loss, but the loss is {loss_name!r}"
+            )
+        if m not in out:
+            out.append(m)
+    return tuple(out)
+
+
+def compute_metrics(
+    names: Sequence[str], outputs: Array, y: Array, loss_name: str, weights: Array | None
+) -> dict[str, float]:
+    """Metrics of network outputs (n, m) (logits for classification) against the
+    validated targets y, each row weighted by weights (n,) if given (else equally)."""
+    w = np.ones(outputs.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    out64 = outputs.astype(np.float64)
+    result: dict[str, float] = {}
+    for name in names:
+        if name == "accuracy":
+            if loss_name == "softmax_cross_entropy":
+                row = (np.argmax(out64, axis=1) == y).astype(np.float64)
+            else:  # binary: logit > 0 <=> probability > 0.5; mean over the row's outputs
+                row = ((out64 > 0) == (y >= 0.5)).mean(axis=1)
+            result[name] = float(np.sum(w * row) / np.sum(w))
+        elif name == "mae":
+            row = np.abs(out64 - y).mean(axis=1)
+            result[name] = float(np.sum(w * row) / np.sum(w))
+        elif name == "r2":
+            result[name] = _r2(out64, np.asarray(y, dtype=np.float64), w)
+    return result
+
+
+def _r2(pred: Array, y: Array, w: Array) -> float:
+    """Coefficient of determination, averaged over outputs (sklearn's r2_score with
+    multioutput="uniform_average"; an output with constant targets scores 1.0 if predicted
+    exactly, else 0.0)."""
+    mean = np.sum(w[:, None] * y, axis=0) / np.sum(w)
+    ss_res = np.sum(w[:, None] * (y - pred) ** 2, axis=0)
+    ss_tot = np.sum(w[:, None] * (y - mean) ** 2, axis=0)
+    scores = np.where(ss_res == 0, 1.0, 0.0)
+    nonconstant = ss_tot != 0
+    scores[nonconstant] = 1.0 - ss_res[nonconstant] / ss_tot[nonconstant]
+    return float(np.mean(scores))
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class Progress:
+    """What fit() prints per epoch.
+
+    verbose=0: nothing. verbose=1: a tqdm bar over the epochs when the stream is a terminal
+    and tqdm is installed, else one line per epoch. verbose=2: one line per epoch always.
+    An epoch is one compiled call, so the bar advances once per epoch.
+    stream: sys.stdout (looked up when fit() starts) unless given.
+    """
+
+    def __init__(
+        self, verbose: int, epochs: int, n_samples: int, stream: TextIO | None = None
+    ) -> None:
+        self.verbose = verbose
+        self.epochs = epochs
+        self.n_samples = n_samples
+        self.stream = sys.stdout if stream is None else stream
+        self._bar: Any = None
+        if verbose == 1 and epochs > 0 and _isatty(self.stream):
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=epochs, unit="epoch", desc="fit", file=self.stream)
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """epoch: 1-based number within this fit() call."""
+        if not self.verbose:
+            return
+        seconds = logs.get("epoch_time", 0.0)
+        rate = self.n_samples / seconds if seconds > 0 else float("inf")
+        if self._bar is not None:
+            parts = [f"{k}={v:.4g}" for k, v in logs.items() if k not in ("epoch_time", "lr")]
+            postfix = ", ".join([*parts, f"{rate:,.0f} samples/s"])
+            self._bar.set_postfix_str(postfix, refresh=False)  # update() redraws
+            self._bar.update(1)
+            return
+        parts = [f"epoch {epoch}/{self.epochs}"]
+        parts += [f"{k} {v:.6g}" for k, v in logs.items() if k != "epoch_time"]
+        parts.append(f"{seconds * 1e3:.1f} ms ({rate:,.0f} samples/s)")
+        print(" - ".join(parts), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
