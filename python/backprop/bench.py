@@ -468,6 +468,29 @@ def available(tool: str) -> str | None:
     return None
 
 
+# The thread pool each tool's products run on. An idle OpenBLAS worker keeps polling for
+# work (yielding) for about 2**28 cycles (~0.1 s) before it sleeps, so right after one pool
+# worked, another pool's threads share the cores with those pollers: with more than one
+# BLAS thread the runner pauses when the next tool uses another pool (bench/NOTES.md).
+POOLS = {
+    "ours": 0,
+    "ours_fit": 0,
+    "gemm": 0,  # scipy's OpenBLAS
+    "numpy": 1,
+    "sklearn": 1,  # numpy's OpenBLAS
+    "torch1": 2,
+    "torch2": 2,  # torch's OpenMP + MKL
+}
+_last_pool: list[int] = [-1]
+
+
+def settle(tool: str, seconds: float) -> None:
+    """Pause `seconds` if `tool` runs on another thread pool than the tool before it."""
+    if seconds > 0 and POOLS[tool] != _last_pool[0] and _last_pool[0] >= 0:
+        time.sleep(seconds)
+    _last_pool[0] = POOLS[tool]
+
+
 # -- targets -----------------------------------------------------------------------------------
 
 
@@ -629,6 +652,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--tools: unknown tool {t!r}; choose from {','.join(TOOLS)}")
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
     min_seconds = 0.01 if args.quick else 0.1
+    settle_s = 0.0 if args.threads == 1 else 0.2  # one thread per BLAS: no idle pollers
     skipped: list[dict[str, str]] = []
     for t in tools:
         why = available(t)
@@ -655,18 +679,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         case_repeat = min(repeat, 3) if name == "XL" else repeat
         steps: dict[str, Step] = {}
         calls: dict[str, int] = {}
-        for tool in runnable:
+        # grouped by thread pool (see POOLS); listed in TOOLS order below
+        order = sorted(runnable, key=lambda t: POOLS[t])
+        for tool in order:
             if tool == "sklearn" and name == "XL":
                 skipped.append({"tool": tool, "case": name, "reason": "not run on XL (too slow)"})
                 continue
+            settle(tool, settle_s)
             steps[tool] = BUILDERS[tool](case, data)
             calls[tool] = calibrate(steps[tool].call, min_seconds)
         # round-robin: a change in the machine's load during a case hits every tool alike
         times: dict[str, list[float]] = {tool: [] for tool in steps}
         for _ in range(case_repeat):
             for tool, step in steps.items():
+                settle(tool, settle_s)
                 times[tool].append(seconds_per_call(step.call, calls[tool]) / step.steps)
-        for tool, step in steps.items():
+        for tool in (t for t in TOOLS if t in steps):
+            step = steps[tool]
             seconds = statistics.median(times[tool])
             measured[(name, tool)] = seconds
             results.append(
@@ -707,6 +736,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "repeat": repeat,
             "min_seconds_per_timing": min_seconds,
             "blas_threads_limit": args.threads,
+            "pause_between_thread_pools_seconds": settle_s,
             "load_average_before": load_before,
             "load_average_after": load_average(),
         },
