@@ -101,3 +101,15 @@ def test_targets_arithmetic():
     assert best["best PyTorch / train_step > 1"]["pass"] is False
     assert best["import backprop < 0.15 s"]["pass"] is False
     assert not any(r["case"] == "M" for r in bench.targets(res, None))  # M not run
+
+
+def test_a_missing_package_skips_its_tools(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    assert "torch is not installed" in bench.available("torch1")
+    assert bench.available("numpy") is None
+    args = bench.parse_args(["--cases", "T", "--tools", "ours,torch2", "--repeat", "1"])
+    args.no_import_time, args.quick = True, True
+    report = bench.run(args)
+    assert [r["tool"] for r in report["results"]] == ["ours"]
+    assert report["skipped"][0]["tool"] == "torch2"
+    assert "pip install" in report["skipped"][0]["reason"]
