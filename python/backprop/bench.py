@@ -642,6 +642,7 @@ def plot(report: dict[str, Any], path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the chosen tools on the chosen cases; the report --json writes (see main)."""
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for c in cases:
