@@ -18,6 +18,10 @@ from libc.stdint cimport int64_t
 from ._activations cimport _exp
 from ._checks cimport _overlap
 
+
+cdef extern from "_simd.h" nogil:
+    void bp_exp_inplace_f32(float* x, Py_ssize_t n)
+
 LOSSES = {
     "mse": LOSS_MSE,
     "softmax_cross_entropy": LOSS_SOFTMAX_CROSS_ENTROPY,
@@ -110,6 +114,9 @@ cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels,
     cdef floating* g
     cdef floating zmax, e
     cdef double s, wi, scale, total = 0, inv = _inv_total(w, n)
+    if floating is float:
+        if G != NULL:
+            return _softmax_cross_entropy_f32(Z, labels, w, G, n, m, inv, loss)
     for i in range(n):
         y = labels[i]
         if y < 0 or y >= m:
@@ -136,6 +143,47 @@ cdef Py_ssize_t _softmax_cross_entropy(const floating* Z, const int64_t* labels,
                 g[j] *= e
             g[y] -= <floating>scale
         total += wi * (zmax + log(s) - z[y])
+    loss[0] = total * inv
+    return -1
+
+
+cdef Py_ssize_t _softmax_cross_entropy_f32(const float* Z, const int64_t* labels,
+                                           const float* w, float* G, Py_ssize_t n,
+                                           Py_ssize_t m, double inv, double* loss) noexcept nogil:
+    """_softmax_cross_entropy for float32 with a gradient: all n*m exponentials in one
+    vectorised pass over G (a scalar expf per logit was a seventh of a 64-32-10 step)."""
+    cdef Py_ssize_t i, j
+    cdef int64_t y
+    cdef const float* z
+    cdef float* g
+    cdef float zmax, e
+    cdef double s, wi, scale, total = 0
+    for i in range(n):  # G := Z - rowmax; the loss's zmax - z[y] part
+        y = labels[i]
+        if y < 0 or y >= m:
+            return i
+        z, g = Z + i * m, G + i * m
+        zmax = z[0]
+        for j in range(1, m):
+            if z[j] > zmax:
+                zmax = z[j]
+        for j in range(m):
+            g[j] = z[j] - zmax
+        total -= (1.0 if w == NULL else w[i]) * g[y]
+    bp_exp_inplace_f32(G, n * m)
+    for i in range(n):  # the log-sum-exp part, and G scaled into the gradient
+        y = labels[i]
+        wi = 1.0 if w == NULL else w[i]
+        g = G + i * m
+        s = 0
+        for j in range(m):
+            s += g[j]
+        total += wi * log(s)
+        scale = wi * inv
+        e = <float>(scale / s)
+        for j in range(m):
+            g[j] *= e
+        g[y] -= <float>scale
     loss[0] = total * inv
     return -1
 
