@@ -5,6 +5,8 @@ cdef Py_ssize_t _first_nonfinite_row(const floating* X, Py_ssize_t n,
 
 cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil
 
+cdef double _max_abs(const floating* x, Py_ssize_t n) noexcept nogil
+
 
 cdef inline bint _overlap(const void* a, Py_ssize_t a_bytes, const void* b,
                           Py_ssize_t b_bytes) noexcept nogil:

@@ -2,11 +2,16 @@
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cython cimport floating
+from libc.math cimport INFINITY
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
 
 
 cdef extern from "_simd.h" nogil:
     bint bp_all_finite_f32(const float* x, Py_ssize_t n)
     bint bp_all_finite_f64(const double* x, Py_ssize_t n)
+    uint32_t bp_max_abs_bits_f32(const float* x, Py_ssize_t n)
+    uint64_t bp_max_abs_bits_f64(const double* x, Py_ssize_t n)
 
 
 cdef inline bint _finite(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -33,6 +38,26 @@ cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
         if not _finite(x + start, min(4096, n - start)):
             return False
     return True
+
+
+cdef double _max_abs(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max |x[:n]| (0 for n == 0), or infinity if x holds a NaN or an infinity."""
+    cdef uint32_t b32
+    cdef uint64_t b64
+    cdef float f32
+    cdef double f64
+    if floating is float:
+        b32 = bp_max_abs_bits_f32(x, n)
+        if b32 >= 0x7f800000u:
+            return INFINITY
+        memcpy(&f32, &b32, sizeof(float))
+        return f32
+    else:
+        b64 = bp_max_abs_bits_f64(x, n)
+        if b64 >= 0x7ff0000000000000u:
+            return INFINITY
+        memcpy(&f64, &b64, sizeof(double))
+        return f64
 
 
 def first_nonfinite_row(X):

@@ -20,6 +20,7 @@ The executor knows ops and buffers, not layers or models; ``backprop.Sequential`
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cython cimport floating
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint64_t
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
 from ._blas cimport _ensure_blas
-from ._checks cimport _all_finite
+from ._checks cimport _all_finite, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
 from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _sgd_update
@@ -89,6 +90,7 @@ cdef struct Net:
     void* theta
     void* dtheta
     Py_ssize_t n_params
+    bint tiled                # the Dense ops' W and b cover theta once, in some order
     int loss_kind
     double loss_param         # Huber's delta
     bint training             # dropout active in gradient and update steps
@@ -184,6 +186,46 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
                      net.eps, net.weight_decay, net.t)
 
 
+# Largest batch for which the bound in _gradients_finite holds in float32: n rounding errors
+# of at most 2**-24 each grow a sum by less than a factor 2 while n * 2**-24 < ln 2.
+cdef Py_ssize_t BOUND_ROWS = 1 << 20
+
+
+cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept nogil:
+    """No NaN or infinity in dtheta after a backward pass over n rows, read as little as can be.
+
+    A weight gradient dW = X.T @ dY (X:(n, n_in), dY:(n, n_out)) holds sums of n products, so
+    |dW| <= n max|X| max|dY|, and with float rounding less than twice that (n <= BOUND_ROWS).
+    When X and dY are finite and that bound is below half the largest float, dW is finite and
+    is not read: only X and dY are, which is less memory when n (n_in + n_out) < n_in n_out, and
+    memory the main thread wrote. That matters with two BLAS threads: the second thread wrote
+    part of dW on the other core, so scanning dW pulled it across, and the update did again
+    (bench/NOTES.md). Any other case (a non-finite X or dY, a large bound) scans dW itself.
+    """
+    cdef Op* op
+    cdef int k
+    cdef Py_ssize_t size
+    cdef double bound
+    cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
+    if not net.tiled:
+        return _all_finite(dtheta, net.n_params)
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind != OP_DENSE:
+            continue
+        if not _all_finite(dtheta + op.b_off, op.n_out):
+            return False
+        size = op.n_in * op.n_out
+        if n <= BOUND_ROWS and n * (op.n_in + op.n_out) < size:
+            bound = (_max_abs(<floating*>net.act[op.src], n * op.n_in)
+                     * _max_abs(<floating*>net.grad[op.dst], n * op.n_out) * <double>n)
+            if bound < limit:  # also False for a NaN or infinite factor
+                continue
+        if not _all_finite(dtheta + op.w_off, size):
+            return False
+    return True
+
+
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
                       Py_ssize_t n, int mode, double* loss) noexcept nogil:
     """Forward X:(n, n_in), loss against T (row weights w or NULL), then (by mode) backward
@@ -205,8 +247,7 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
         return STEP_NONFINITE
     _backward(net, <floating*>net.theta, n, train)
     if mode == MODE_UPDATE:
-        # one read of dtheta, a fraction of the update's read-modify-write of theta and state
-        if not _all_finite(<floating*>net.dtheta, net.n_params):
+        if not _gradients_finite(net, <floating*>net.dtheta, n):
             return STEP_NONFINITE
         _update(net, <floating*>net.theta)
     return -1
@@ -481,6 +522,13 @@ cdef class Executor:
             op.dst = slot
         if not seen_param:
             raise ValueError("ops must hold at least one dense op")
+        # the gradient bound (see _gradients_finite) covers only gradients the ops write
+        ranges = sorted([(o[3], o[1] * o[2]) for o in ops if o[0] == "dense"]
+                        + [(o[4], o[2]) for o in ops if o[0] == "dense"])
+        end = 0
+        for start, size in ranges:
+            end = start + size if start == end else -1
+        self.net.tiled = end == self.net.n_params
         self.net.n_slots = n_slots
         self.net.out_slot = slot
         self.net.n_out = width

@@ -43,6 +43,30 @@ BP_CLONES BP_UNUSED static int bp_all_finite_f64(const double* x, Py_ssize_t n) 
     return !(bad >> 63);
 }
 
+/* Largest |x[i]| as its bit pattern, for the gradient bound in the executor: the bits of a
+ * non-negative float compare as unsigned integers in the same order as the values, and a NaN
+ * or an infinity gives a result >= the exponent mask (0x7f800000 / 0x7ff0000000000000). An
+ * unsigned max over masked bits vectorises, like the scans above. */
+BP_CLONES BP_UNUSED static uint32_t bp_max_abs_bits_f32(const float* x, Py_ssize_t n) {
+    const uint32_t* b = (const uint32_t*)x;
+    uint32_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t v = b[i] & 0x7fffffffu;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+BP_CLONES BP_UNUSED static uint64_t bp_max_abs_bits_f64(const double* x, Py_ssize_t n) {
+    const uint64_t* b = (const uint64_t*)x;
+    uint64_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t v = b[i] & 0x7fffffffffffffffull;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
 /* x[i] := exp(x[i]) for float32, in place (one pointer: no aliasing check), vectorisable (libm's expf is a scalar call, ~3 ns each:
  * the softmax cross-entropy's exponentials were a seventh of a 64-32-10 step). Cephes' expf:
  * x = k ln2 + r with |r| <= ln2/2 (k rounded by the 1.5 * 2**23 trick, r by a two-part ln2),

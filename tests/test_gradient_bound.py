@@ -1,0 +1,81 @@
+"""The update step's finiteness check reads a large weight gradient dW = X.T @ dY only when
+the bound n max|X| max|dY| does not prove it finite (backprop_core/_executor.pyx,
+_gradients_finite). These cases sit on both sides of that bound: the reference is float64
+NumPy arithmetic on the same numbers."""
+
+import numpy as np
+import pytest
+
+import backprop as bp
+import backprop_core as core
+
+N, WIDTH = 4, 64  # n (n_in + n_out) = 512 < n_in n_out = 4096: the bound is tried
+
+
+def linear_model(target: float) -> tuple[bp.Sequential, np.ndarray, np.ndarray]:
+    """Dense(64, 64), MSE, float32: X = 1e19 everywhere and W = 1e-19 / 64, so every output is
+    1 and dY = 2 (1 - target) / (n m) everywhere, and dW = n 1e19 dY exactly in float64."""
+    model = bp.Sequential([bp.Dense(WIDTH, WIDTH)], seed=0).compile(bp.MSE(), bp.SGD(lr=1e-40))
+    layer = model.layers[0]
+    layer.W[...] = np.float32(1e-19 / WIDTH)
+    layer.b[...] = 0
+    X = np.full((N, WIDTH), 1e19, np.float32)
+    T = np.full((N, WIDTH), target, np.float32)
+    return model, X, T
+
+
+def test_an_overflowing_weight_gradient_is_refused():
+    """dY = 2 (1 + 2e21) / 256 ~ 1.6e19 is finite, dW = 4e19 dY ~ 6.3e38 is not (float32):
+    the bound (6.3e38) fails, dW is scanned and the step refused."""
+    model, X, T = linear_model(-2e21)
+    assert 4 * 1e19 * 2 * (1 + 2e21) / (N * WIDTH) > float(np.finfo(np.float32).max)
+    theta = model._theta.copy()
+    with pytest.raises(FloatingPointError, match="not finite"):
+        model.train_step(X, T)
+    np.testing.assert_array_equal(model._theta, theta)
+
+
+def test_a_large_finite_weight_gradient_above_the_bound_is_applied():
+    """dW ~ 3.1e38 is finite but above half of float32's largest value: the bound cannot
+    prove it, the scan finds it finite, and the update is made."""
+    model, X, T = linear_model(-1e21)
+    dW = 4 * 1e19 * 2 * (1 + np.float64(np.float32(1e21))) / (N * WIDTH)
+    assert np.finfo(np.float32).max / 2 < dW < np.finfo(np.float32).max
+    W0 = model.layers[0].W.astype(np.float64)
+    model.train_step(X, T)
+    np.testing.assert_allclose(model.layers[0].dW, dW, rtol=1e-5)
+    np.testing.assert_allclose(model.layers[0].W, W0 - 1e-40 * dW, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_ordinary_step_through_the_bound_applies_the_gradient(dtype):
+    """Random data: the bound holds, dW is not scanned, and W := W - lr dW exactly as the
+    sgd_update kernel computes it from the step's own gradient."""
+    rng = np.random.default_rng(0)
+    model = bp.Sequential(
+        [bp.Dense(WIDTH, WIDTH), bp.ReLU(), bp.Dense(WIDTH, 3)], dtype=dtype, seed=0
+    ).compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1))
+    X = rng.standard_normal((N, WIDTH)).astype(dtype)
+    y = rng.integers(0, 3, N)
+    theta = model._theta.copy()
+    model.train_step(X, y)
+    core.sgd_update(theta, model._dtheta.copy(), lr=0.1)
+    np.testing.assert_array_equal(model._theta, theta)
+
+
+def test_parameters_outside_the_ops_are_still_scanned():
+    """An executor whose theta holds items no op writes: their gradients cannot be bounded,
+    so the whole of dtheta is scanned and a NaN there refuses the step."""
+    size = WIDTH * WIDTH + WIDTH
+    theta, dtheta = np.zeros(size + 3), np.zeros(size + 3)
+    dtheta[size:] = np.nan
+    ex = core.Executor([("dense", WIDTH, WIDTH, 0, WIDTH * WIDTH)], theta, dtheta)
+    ex.set_loss("mse")
+    ex.set_sgd(0.1)
+    rng = np.random.default_rng(0)
+    X, T = rng.standard_normal((N, WIDTH)), rng.standard_normal((N, WIDTH))
+    ex.step(X, T, 1)  # gradients only: the covered part of dtheta is now finite
+    assert np.isfinite(dtheta[:size]).all()
+    with pytest.raises(FloatingPointError, match="not finite"):
+        ex.step(X, T, 2)
+    np.testing.assert_array_equal(theta, 0)
