@@ -9,3 +9,5 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
                 floating alpha, const floating* A, Py_ssize_t lda,
                 const floating* B, Py_ssize_t ldb,
                 floating beta, floating* C, Py_ssize_t ldc) noexcept nogil
+
+cdef void _axpy(Py_ssize_t n, floating alpha, const floating* x, floating* y) noexcept nogil

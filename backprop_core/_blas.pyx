@@ -15,8 +15,15 @@ ctypedef void (*dgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, double*,
                          blas_int*, double*, blas_int*, double*, double*,
                          blas_int*) noexcept nogil
 
+ctypedef void (*saxpy_t)(blas_int*, float*, float*, blas_int*, float*,
+                         blas_int*) noexcept nogil
+ctypedef void (*daxpy_t)(blas_int*, double*, double*, blas_int*, double*,
+                         blas_int*) noexcept nogil
+
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
+cdef saxpy_t _saxpy = NULL
+cdef daxpy_t _daxpy = NULL
 
 # Up to this many multiply-adds (m*n*k) a plain loop beats a BLAS call, whose fixed cost
 # (argument checks, dispatch, packing) dominates. Measured by bench/gemm_threshold.py:
@@ -24,26 +31,29 @@ cdef dgemm_t _dgemm = NULL
 cdef Py_ssize_t SMALL_GEMM = 256
 
 _GEMM_SIGNATURE = "void (char *, char *, int *, int *, int *, "
+_AXPY_SIGNATURE = "void (int *, "
 
 
-cdef void* _capsule(dict capi, str name) except NULL:
+cdef void* _capsule(dict capi, str name, str signature) except NULL:
     cap = capi[name]
     cdef const char* cname = PyCapsule_GetName(cap)
     if cname == NULL or not PyCapsule_IsValid(cap, cname):
         raise ImportError(f"scipy.linalg.cython_blas.{name} is not a valid capsule")
-    if not (<bytes>cname).decode().startswith(_GEMM_SIGNATURE):
+    if not (<bytes>cname).decode().startswith(signature):
         raise ImportError(f"unexpected signature for scipy BLAS {name}: {(<bytes>cname).decode()}")
     return PyCapsule_GetPointer(cap, cname)
 
 
 cdef int _ensure_blas() except -1:
-    global _sgemm, _dgemm
+    global _sgemm, _dgemm, _saxpy, _daxpy
     if _sgemm != NULL:
         return 0
     from scipy.linalg import cython_blas
     capi = cython_blas.__pyx_capi__
-    _dgemm = <dgemm_t>_capsule(capi, "dgemm")
-    _sgemm = <sgemm_t>_capsule(capi, "sgemm")
+    _daxpy = <daxpy_t>_capsule(capi, "daxpy", _AXPY_SIGNATURE)
+    _saxpy = <saxpy_t>_capsule(capi, "saxpy", _AXPY_SIGNATURE)
+    _dgemm = <dgemm_t>_capsule(capi, "dgemm", _GEMM_SIGNATURE)
+    _sgemm = <sgemm_t>_capsule(capi, "sgemm", _GEMM_SIGNATURE)  # last: the "loaded" flag
     return 0
 
 
@@ -117,6 +127,20 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
     else:
         _dgemm(&tb, &ta, &bm, &bn, &bk, &alpha, <double*>B, &blda, <double*>A, &bldb,
                &beta, C, &bldc)
+
+
+cdef void _axpy(Py_ssize_t n, floating alpha, const floating* x, floating* y) noexcept nogil:
+    """y += alpha * x   x, y:(n,) contiguous, through BLAS (which may split it across its
+    threads and round alpha * x[i] + y[i] once, with a fused multiply-add)."""
+    cdef blas_int chunk, one = 1
+    cdef Py_ssize_t start = 0
+    while start < n:
+        chunk = <blas_int>min(n - start, 1 << 30)  # blas_int is 32-bit
+        if floating is float:
+            _saxpy(&chunk, &alpha, <float*>x + start, &one, y + start, &one)
+        else:
+            _daxpy(&chunk, &alpha, <double*>x + start, &one, y + start, &one)
+        start += chunk
 
 
 cdef struct _Product:

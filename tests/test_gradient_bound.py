@@ -79,3 +79,46 @@ def test_parameters_outside_the_ops_are_still_scanned():
     with pytest.raises(FloatingPointError, match="not finite"):
         ex.step(X, T, 2)
     np.testing.assert_array_equal(theta, 0)
+
+
+# -- plain SGD on many parameters runs as a BLAS axpy (_executor.pyx, AXPY_PARAMS) -----------
+
+
+def big_model(dtype) -> tuple[bp.Sequential, np.ndarray, np.ndarray]:
+    """784-32-10 (25,450 parameters: above the axpy threshold), plain SGD."""
+    rng = np.random.default_rng(1)
+    model = bp.Sequential(
+        [bp.Dense(784, 32), bp.ReLU(), bp.Dense(32, 10)], dtype=dtype, seed=0
+    ).compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.05))
+    X = rng.standard_normal((16, 784)).astype(dtype)
+    y = rng.integers(0, 10, 16)
+    return model, X, y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_sgd_on_many_parameters_subtracts_lr_times_the_gradient(dtype):
+    """theta := theta - lr dtheta within one rounding of the float64 value (BLAS may fuse the
+    multiply and the add: one rounding instead of two)."""
+    model, X, y = big_model(dtype)
+    assert model._theta.size >= 1 << 14
+    theta = model._theta.astype(np.float64)
+    model.train_step(X, y)
+    lr = np.float64(dtype(0.05))
+    step = lr * model._dtheta.astype(np.float64)
+    expected = theta - step
+    eps = np.finfo(dtype).eps
+    assert np.any(model._dtheta != 0)
+    assert np.all(np.abs(model._theta - expected) <= 2 * eps * (np.abs(theta) + np.abs(step)))
+
+
+def test_plain_sgd_on_many_parameters_is_the_same_at_one_and_two_blas_threads():
+    """The axpy's split across BLAS threads must not change a single bit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    runs = []
+    for limit in (1, 2):
+        model, X, y = big_model(np.float32)
+        with threadpoolctl.threadpool_limits(limits=limit, user_api="blas"):
+            for _ in range(3):
+                model.train_step(X, y)
+        runs.append(model._theta.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
