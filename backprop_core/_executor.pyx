@@ -185,7 +185,7 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
             and net.n_params >= AXPY_PARAMS):
         # theta -= lr dtheta on BLAS's threads: each core updates the part of theta whose
         # gradient its share of the last product wrote, where a one-thread loop pulled the
-        # other core's half across (M: 50 -> 21 us; bench/NOTES.md)
+        # other core's half across (M: ~50 -> ~25 us over forward + backward; bench/NOTES.md)
         _axpy(net.n_params, <floating>-net.lr, <floating*>net.dtheta, theta)
     elif net.opt_kind == OPT_SGD:
         _sgd_update(theta, <floating*>net.dtheta, <floating*>net.state1, net.n_params, net.lr,
