@@ -7,8 +7,8 @@ from ._checks cimport _overlap
 
 cdef extern from "_simd.h" nogil:
     # bias rows and bias-gradient sums in AVX-512/AVX2/baseline clones (see _simd.h)
-    void bp_fill_rows_f32(float* Y, const float* b, Py_ssize_t n, Py_ssize_t m)
-    void bp_fill_rows_f64(double* Y, const double* b, Py_ssize_t n, Py_ssize_t m)
+    void bp_add_rows_f32(float* Y, const float* b, Py_ssize_t n, Py_ssize_t m)
+    void bp_add_rows_f64(double* Y, const double* b, Py_ssize_t n, Py_ssize_t m)
     void bp_colsum_f32(const float* dY, float* db, Py_ssize_t n, Py_ssize_t m)
     void bp_colsum_f64(const double* dY, double* db, Py_ssize_t n, Py_ssize_t m)
 
@@ -16,12 +16,11 @@ cdef extern from "_simd.h" nogil:
 cdef void _dense_forward(const floating* X, const floating* W, const floating* b, floating* Y,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
     """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out)"""
-    # bias first, then accumulate the product into it (beta=1): one pass over Y saved
+    _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>0, Y, n_out)
     if floating is float:
-        bp_fill_rows_f32(Y, b, n, n_out)
+        bp_add_rows_f32(Y, b, n, n_out)
     else:
-        bp_fill_rows_f64(Y, b, n, n_out)
-    _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>1, Y, n_out)
+        bp_add_rows_f64(Y, b, n, n_out)
 
 
 cdef void _dense_backward(const floating* X, const floating* W, const floating* dY,

@@ -138,11 +138,12 @@ BP_CLONES BP_UNUSED static void bp_colsum_##BP_S(const BP_T* dY, BP_T* db, Py_ss
     for (i = 0; i < n; i++)                                                                 \
         for (j = 0; j < m; j++) db[j] += dY[i * m + j];                                     \
 }                                                                                           \
-/* Y[i, :] := b for every row of Y:(n, m) (a memcpy per row is a call per row) */           \
-BP_CLONES BP_UNUSED static void bp_fill_rows_##BP_S(BP_T* Y, const BP_T* b, Py_ssize_t n,    \
-                                                    Py_ssize_t m) {                         \
+/* Y[i, :] += b for every row of Y:(n, m) (a BLAS product with beta = 1 is slower than     \
+   with beta = 0 for narrow outputs: 0.46 vs 0.32 us at 32x32x10) */                        \
+BP_CLONES BP_UNUSED static void bp_add_rows_##BP_S(BP_T* Y, const BP_T* b, Py_ssize_t n,     \
+                                                   Py_ssize_t m) {                          \
     for (Py_ssize_t i = 0; i < n; i++)                                                      \
-        for (Py_ssize_t j = 0; j < m; j++) Y[i * m + j] = b[j];                             \
+        for (Py_ssize_t j = 0; j < m; j++) Y[i * m + j] += b[j];                            \
 }
 
 BP_ELEMENTWISE(float, f32)
