@@ -12,6 +12,7 @@ outside [0, m), a binary target outside [0, 1]); then ``loss`` and ``G`` are uns
 ``G`` may be NULL when only the value is wanted. Sums accumulate in double.
 """
 from cython cimport floating
+from libc.float cimport DBL_MAX
 from libc.math cimport exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
@@ -187,7 +188,7 @@ cdef Py_ssize_t _softmax_cross_entropy_f32(const float* Z, const int64_t* labels
         if m % 2:
             s += g[m - 1]
         s += s1
-        if w == NULL:
+        if w == NULL and s <= DBL_MAX:  # (a NaN or infinite s goes to log, and shows)
             prod = bp_renorm(prod * s, &e2)
         else:
             total += wi * log(s)

@@ -73,10 +73,10 @@ BP_CLONES BP_UNUSED static void bp_exp_inplace_f32(float* x, Py_ssize_t n) {
 }
 
 /* Element-wise passes of every training step, in both precisions (BP_T: the element type,
- * BP_S: the name suffix). Each keeps the operation order of the plain loop it replaces, and
- * these targets do not contract a*b+c into an FMA, so every clone gives the same bits as the
- * baseline build: only the vector width changes (SSE2 for a portable wheel's Cython loops,
- * which was a quarter of AVX-512's speed on S's 2,410-parameter update; bench/NOTES.md). */
+ * BP_S: the name suffix), each in the operation order of the plain loop it replaces. Only the
+ * vector width changes (SSE2 for a portable wheel's Cython loops, a quarter of AVX-512's
+ * speed), except that GCC's avx512f clone contracts a*b+c into one FMA: the update's last bit
+ * can differ between an AVX-512 machine and others (within a rounding of each term). */
 #define BP_ELEMENTWISE(BP_T, BP_S)                                                           \
 /* w -= lr * (g + wd*w), or with momentum mu: d = g + wd*w; v := mu*v + d;                  \
    w -= lr * (d + mu*v if nesterov else v)   (torch.optim.SGD, dampening 0) */              \
