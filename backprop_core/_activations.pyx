@@ -9,6 +9,14 @@ from libc.math cimport tanh, tanhf
 
 from ._checks cimport _overlap
 
+
+cdef extern from "_simd.h" nogil:
+    # the ReLU loops in AVX-512/AVX2/baseline clones (same bits: see _simd.h)
+    void bp_relu_f32(const float* Z, float* A, Py_ssize_t n)
+    void bp_relu_f64(const double* Z, double* A, Py_ssize_t n)
+    void bp_relu_backward_f32(const float* A, const float* dA, float* dZ, Py_ssize_t n)
+    void bp_relu_backward_f64(const double* A, const double* dA, double* dZ, Py_ssize_t n)
+
 ACTIVATIONS = {
     "identity": ACT_IDENTITY,
     "sigmoid": ACT_SIGMOID,
@@ -54,9 +62,10 @@ cdef void _act_forward(int kind, double alpha, const floating* Z, floating* A,
     if kind == ACT_SOFTMAX:
         _softmax_rows(Z, A, n, m)
     elif kind == ACT_RELU:
-        for i in range(size):
-            z = Z[i]
-            A[i] = z if z > 0 else 0
+        if floating is float:
+            bp_relu_f32(Z, A, size)
+        else:
+            bp_relu_f64(Z, A, size)
     elif kind == ACT_LEAKY_RELU:
         for i in range(size):
             z = Z[i]
@@ -89,17 +98,11 @@ cdef void _act_backward(int kind, double alpha, const floating* A, const floatin
             for j in range(m):
                 dZ[i * m + j] = A[i * m + j] * (dA[i * m + j] - dot)
     elif kind == ACT_RELU:
-        # the load before the select makes the loop branch-free, so it vectorises (the
-        # branchy form mispredicted on every sign change: bench/NOTES.md); in place (the
-        # executor's case) it reads dZ itself, leaving no aliasing for the compiler to check
-        if dZ == dA:
-            for i in range(size):
-                d = dZ[i]
-                dZ[i] = d if A[i] > 0 else 0
+        # branch-free (a branch per element mispredicted on every sign change: NOTES.md)
+        if floating is float:
+            bp_relu_backward_f32(A, dA, dZ, size)
         else:
-            for i in range(size):
-                d = dA[i]
-                dZ[i] = d if A[i] > 0 else 0
+            bp_relu_backward_f64(A, dA, dZ, size)
     elif kind == ACT_LEAKY_RELU:
         # alpha >= 0 keeps sign(A) == sign(Z), so A tells which side Z was on
         for i in range(size):

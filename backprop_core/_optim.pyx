@@ -5,6 +5,20 @@ from libc.math cimport pow, sqrt
 from ._checks cimport _overlap
 
 
+cdef extern from "_simd.h" nogil:
+    # the loops below, in AVX-512/AVX2/baseline clones (same bits: see _simd.h)
+    void bp_sgd_f32(float* w, const float* g, float* v, Py_ssize_t n, float lr, float mu,
+                    int nesterov, float wd, int momentum)
+    void bp_sgd_f64(double* w, const double* g, double* v, Py_ssize_t n, double lr, double mu,
+                    int nesterov, double wd, int momentum)
+    void bp_adam_f32(float* w, const float* g, float* m, float* v, Py_ssize_t n, float b1,
+                     float b2, float c1, float c2, float wd, float step, float inv_sqrt_bc2,
+                     float eps)
+    void bp_adam_f64(double* w, const double* g, double* m, double* v, Py_ssize_t n, double b1,
+                     double b2, double c1, double c2, double wd, double step,
+                     double inv_sqrt_bc2, double eps)
+
+
 cdef void _sgd_update(floating* w, const floating* g, floating* v, Py_ssize_t size,
                       double lr, double momentum, bint nesterov,
                       double weight_decay) noexcept nogil:
@@ -13,18 +27,11 @@ cdef void _sgd_update(floating* w, const floating* g, floating* v, Py_ssize_t si
     d = g + wd*w;  v := mu*v + d;  w -= lr * (d + mu*v if nesterov else v)
     With momentum == 0, v is not touched and may be NULL: w -= lr * d.
     """
-    cdef Py_ssize_t i
-    cdef floating d, vi
     cdef floating lr_ = <floating>lr, mu = <floating>momentum, wd = <floating>weight_decay
-    if momentum == 0:
-        for i in range(size):
-            w[i] -= lr_ * (g[i] + wd * w[i])
-        return
-    for i in range(size):
-        d = g[i] + wd * w[i]
-        vi = mu * v[i] + d
-        v[i] = vi
-        w[i] -= lr_ * (d + mu * vi if nesterov else vi)
+    if floating is float:
+        bp_sgd_f32(w, g, v, size, lr_, mu, nesterov, wd, momentum != 0)
+    else:
+        bp_sgd_f64(w, g, v, size, lr_, mu, nesterov, wd, momentum != 0)
 
 
 cdef void _adam_update(floating* w, const floating* g, floating* m, floating* v,
@@ -35,8 +42,6 @@ cdef void _adam_update(floating* w, const floating* g, floating* m, floating* v,
     d = g + wd*w;  m := b1 m + (1-b1) d;  v := b2 v + (1-b2) d^2
     w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
     """
-    cdef Py_ssize_t i
-    cdef floating d, mi, vi
     cdef floating b1 = <floating>beta1, b2 = <floating>beta2, wd = <floating>weight_decay
     # 1 - beta formed in double, then rounded (as torch does): rounding beta2 = 0.999 to
     # float32 first would scale v by (1 - 1.3e-5)
@@ -44,13 +49,10 @@ cdef void _adam_update(floating* w, const floating* g, floating* m, floating* v,
     cdef floating step = <floating>(lr / (1 - pow(beta1, <double>t)))
     cdef floating inv_sqrt_bc2 = <floating>(1 / sqrt(1 - pow(beta2, <double>t)))
     cdef floating eps_ = <floating>eps
-    for i in range(size):
-        d = g[i] + wd * w[i]
-        mi = b1 * m[i] + c1 * d
-        vi = b2 * v[i] + c2 * d * d
-        m[i] = mi
-        v[i] = vi
-        w[i] -= step * mi / (sqrt(vi) * inv_sqrt_bc2 + eps_)
+    if floating is float:
+        bp_adam_f32(w, g, m, v, size, b1, b2, c1, c2, wd, step, inv_sqrt_bc2, eps_)
+    else:
+        bp_adam_f64(w, g, m, v, size, b1, b2, c1, c2, wd, step, inv_sqrt_bc2, eps_)
 
 
 cdef _check_same(str who, Py_ssize_t size, arrays):
