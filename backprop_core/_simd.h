@@ -1,4 +1,4 @@
-/* Finiteness scans, compiled per instruction set.
+/* Kernels compiled per instruction set: finiteness scans, exp, and the element-wise passes.
  *
  * A value is NaN or infinite iff its exponent bits are all ones, that is iff
  * (bits & EXP) + EXP_LSB carries into the sign bit; AND/ADD/OR over an array vectorises (an
@@ -28,47 +28,37 @@
 #  define BP_UNUSED
 #endif
 
-BP_CLONES BP_UNUSED static int bp_all_finite_f32(const float* x, Py_ssize_t n) {
-    const uint32_t* b = (const uint32_t*)x;
-    uint32_t bad = 0;
-    for (Py_ssize_t i = 0; i < n; i++) bad |= (b[i] & 0x7f800000u) + 0x00800000u;
-    return !(bad >> 31);
+/* The scans, per precision (BP_T: the element type, BP_U: the unsigned integer of its size,
+ * BP_EXP: its exponent mask, BP_LSB: the exponent's lowest bit, BP_S: the name suffix).
+ * bp_all_finite: NaN and infinity are the values whose exponent bits are all ones (see above).
+ * bp_max_abs_bits: the largest |x[i]| as its bit pattern, for the gradient bound in the
+ * executor: the bits of a non-negative float compare as unsigned integers in the same order
+ * as the values, and a NaN or an infinity gives a result >= the exponent mask. An unsigned
+ * max over masked bits vectorises, like the OR-reduction. */
+#define BP_SCANS(BP_T, BP_U, BP_EXP, BP_LSB, BP_S)                                            \
+BP_CLONES BP_UNUSED static int bp_all_finite_##BP_S(const BP_T* x, Py_ssize_t n) {            \
+    const BP_U* b = (const BP_U*)x;                                                          \
+    BP_U bad = 0;                                                                            \
+    for (Py_ssize_t i = 0; i < n; i++) bad |= (b[i] & BP_EXP) + BP_LSB;                     \
+    return !(bad >> (8 * sizeof(BP_U) - 1));                                                 \
+}                                                                                            \
+                                                                                             \
+BP_CLONES BP_UNUSED static BP_U bp_max_abs_bits_##BP_S(const BP_T* x, Py_ssize_t n) {         \
+    const BP_U* b = (const BP_U*)x;                                                          \
+    BP_U m = 0;                                                                              \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                     \
+        BP_U v = b[i] & ~((BP_U)1 << (8 * sizeof(BP_U) - 1));                                \
+        m = v > m ? v : m;                                                                   \
+    }                                                                                        \
+    return m;                                                                                \
 }
 
-BP_CLONES BP_UNUSED static int bp_all_finite_f64(const double* x, Py_ssize_t n) {
-    const uint64_t* b = (const uint64_t*)x;
-    uint64_t bad = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        bad |= (b[i] & 0x7ff0000000000000ull) + 0x0010000000000000ull;
-    return !(bad >> 63);
-}
+BP_SCANS(float, uint32_t, 0x7f800000u, 0x00800000u, f32)
+BP_SCANS(double, uint64_t, 0x7ff0000000000000ull, 0x0010000000000000ull, f64)
+#undef BP_SCANS
 
-/* Largest |x[i]| as its bit pattern, for the gradient bound in the executor: the bits of a
- * non-negative float compare as unsigned integers in the same order as the values, and a NaN
- * or an infinity gives a result >= the exponent mask (0x7f800000 / 0x7ff0000000000000). An
- * unsigned max over masked bits vectorises, like the scans above. */
-BP_CLONES BP_UNUSED static uint32_t bp_max_abs_bits_f32(const float* x, Py_ssize_t n) {
-    const uint32_t* b = (const uint32_t*)x;
-    uint32_t m = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t v = b[i] & 0x7fffffffu;
-        m = v > m ? v : m;
-    }
-    return m;
-}
-
-BP_CLONES BP_UNUSED static uint64_t bp_max_abs_bits_f64(const double* x, Py_ssize_t n) {
-    const uint64_t* b = (const uint64_t*)x;
-    uint64_t m = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t v = b[i] & 0x7fffffffffffffffull;
-        m = v > m ? v : m;
-    }
-    return m;
-}
-
-/* x[i] := exp(x[i]) for float32, in place (one pointer: no aliasing check), vectorisable (libm's expf is a scalar call, ~3 ns each:
- * the softmax cross-entropy's exponentials were a seventh of a 64-32-10 step). Cephes' expf:
+/* x[i] := exp(x[i]) for float32, in place (one pointer: no aliasing check), vectorisable
+ * (libm's expf is a scalar call, ~3 ns each: the softmax cross-entropy's exponentials were a seventh of a 64-32-10 step). Cephes' expf:
  * x = k ln2 + r with |r| <= ln2/2 (k rounded by the 1.5 * 2**23 trick, r by a two-part ln2),
  * exp(r) by a degree-7 polynomial, 2**k from the exponent bits. x < -87.33654 (ln FLT_MIN) gives 0 (exp
  * underflows there; no subnormals) and x > 88.72283 (ln FLT_MAX) gives inf; NaN gives NaN. */
