@@ -11,6 +11,13 @@ A dropout op (training mode only) writes a new slot and keeps its scaled keep-ma
 backward pass; out of training it copies. Its random stream is the executor's own (seeded by
 ``seed``), so a seeded model draws the same masks on every run.
 
+Plain SGD (no momentum, no weight decay) folds the update of each Dense with at least
+AXPY_PARAMS weights into its weight-gradient product, W := W - lr X.T @ dY (beta 1), and does
+not write that dW; it is *pending*, computed into dtheta from the step's buffers by
+``sync_gradients`` (``layer.dW`` calls it) or before any call that overwrites them. The
+first Dense's X is the caller's array: the executor keeps it with a fingerprint and refuses to
+compute from it once it has changed.
+
 Faults: a batch whose loss or any gradient is not finite raises FloatingPointError before the
 update (the parameters and optimizer state stay those of the previous step); ``run_epoch``
 polls for signals between batches, so Ctrl-C ends it at a batch boundary.
