@@ -39,7 +39,9 @@ cdef void _dense_backward(const floating* X, const floating* W, const floating* 
     """
     cdef Py_ssize_t i, j
     cdef floating wt[WT_MAX]
-    _gemm(True, False, n_in, n_out, n, <floating>1, X, n_in, dY, n_out, <floating>0, dW, n_out)
+    if dW != NULL:
+        _gemm(True, False, n_in, n_out, n, <floating>1, X, n_in, dY, n_out, <floating>0, dW,
+              n_out)
     if floating is float:
         bp_colsum_f32(dY, db, n, n_out)
     else:

@@ -11,6 +11,13 @@ A dropout op (training mode only) writes a new slot and keeps its scaled keep-ma
 backward pass; out of training it copies. Its random stream is the executor's own (seeded by
 ``seed``), so a seeded model draws the same masks on every run.
 
+Plain SGD (no momentum, no weight decay) folds the update of each Dense with at least
+AXPY_PARAMS weights into its weight-gradient product, W := W - lr X.T @ dY (beta 1), and does
+not write that dW; it is *pending*, computed into dtheta from the step's buffers by
+``sync_gradients`` (``layer.dW`` calls it) or before any call that overwrites them. The
+first Dense's X is the caller's array: the executor keeps it with a fingerprint and refuses to
+compute from it once it has changed.
+
 Faults: a batch whose loss or any gradient is not finite raises FloatingPointError before the
 update (the parameters and optimizer state stay those of the previous step); ``run_epoch``
 polls for signals between batches, so Ctrl-C ends it at a batch boundary.
@@ -21,7 +28,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, Py
                              PyBuffer_Release, PyObject_GetBuffer)
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport isfinite
+from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "Python.h":
@@ -32,8 +39,8 @@ from libc.string cimport memcpy, memset, strchr
 import numpy as np
 
 from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
-from ._blas cimport _axpy, _ensure_blas
-from ._checks cimport _all_finite, _max_abs
+from ._blas cimport _axpy, _ensure_blas, _gemm
+from ._checks cimport _all_finite, _fingerprint, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
 from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _sgd_update
@@ -76,6 +83,8 @@ cdef struct Op:
     int src, dst              # slots read and written
     bint need_dx              # Dense: propagate to the input (False for the first Dense)
     void* mask                # dropout: (capacity, n_out) keep-mask scaled by 1 / (1 - p)
+    bint fusable              # Dense: W large enough to fold plain SGD into the dW product
+    bint fused                # Dense: dW is not in dtheta (folded into the last update)
 
 
 cdef struct Net:
@@ -102,6 +111,9 @@ cdef struct Net:
     Py_ssize_t t              # optimizer steps taken (Adam bias correction)
     void* state1              # SGD velocity / Adam m
     void* state2              # Adam v
+    bint pending              # some op.fused: dtheta lacks their dW until _materialize
+    Py_ssize_t pending_n      # rows of the step those dW belong to
+    bint borrows_x            # the first Dense is fusable and reads the caller's X
 
 
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
@@ -147,7 +159,8 @@ cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexce
                          <floating*>net.act[op.dst], n, op.n_out)
 
 
-cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train) noexcept nogil:
+cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train,
+                    bint fuse) noexcept nogil:
     cdef floating* dtheta = <floating*>net.dtheta
     cdef floating* g_out
     cdef floating* g_in
@@ -158,10 +171,12 @@ cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train) noexcep
     for k in range(net.n_ops - 1, net.first_param_op - 1, -1):
         op = &net.ops[k]
         if op.kind == OP_DENSE:
+            op.fused = fuse and op.fusable
             _dense_backward(<floating*>net.act[op.src], theta + op.w_off,
                             <floating*>net.grad[op.dst],
                             <floating*>net.grad[op.src] if op.need_dx else NULL,
-                            dtheta + op.w_off, dtheta + op.b_off, n, op.n_in, op.n_out)
+                            NULL if op.fused else dtheta + op.w_off, dtheta + op.b_off, n,
+                            op.n_in, op.n_out)
         elif op.kind == OP_DROPOUT:
             g_out, g_in = <floating*>net.grad[op.dst], <floating*>net.grad[op.src]
             if train:
@@ -196,6 +211,74 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
                      net.eps, net.weight_decay, net.t)
 
 
+cdef inline void _sgd_range(Net* net, floating* theta, floating* dtheta,
+                            Py_ssize_t size) noexcept nogil:
+    if size >= AXPY_PARAMS:
+        _axpy(size, <floating>-net.lr, dtheta, theta)
+    else:
+        _sgd_update(theta, dtheta, NULL, size, net.lr, 0.0, False, 0.0)
+
+
+cdef inline bint _folds(Net* net, int mode) noexcept nogil:
+    """Whether an update step folds plain SGD into the weight-gradient products."""
+    return (mode == MODE_UPDATE and net.tiled and net.opt_kind == OPT_SGD
+            and net.momentum == 0 and net.weight_decay == 0)
+
+
+cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
+    """Plain SGD where each fused Dense's W := W - lr X.T @ dY is one product (beta 1):
+    its dW is neither written nor read (M: ~20 us of a ~205 us step; bench/NOTES.md)."""
+    cdef floating* dtheta = <floating*>net.dtheta
+    cdef Op* op
+    cdef int k
+    net.t += 1
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind != OP_DENSE:
+            continue
+        if op.fused:
+            _gemm(True, False, op.n_in, op.n_out, n, <floating>-net.lr,
+                  <floating*>net.act[op.src], op.n_in, <floating*>net.grad[op.dst], op.n_out,
+                  <floating>1, theta + op.w_off, op.n_out)
+            net.pending = True
+            net.pending_n = n
+        else:
+            _sgd_range(net, theta + op.w_off, dtheta + op.w_off, op.n_in * op.n_out)
+        _sgd_range(net, theta + op.b_off, dtheta + op.b_off, op.n_out)
+
+
+cdef void _materialize(Net* net, floating* dtheta) noexcept nogil:
+    """dW := X.T @ dY into dtheta for every fused Dense, from the buffers of the step that
+    folded it (still intact: every call that would overwrite them comes here first)."""
+    cdef Op* op
+    cdef int k
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE and op.fused:
+            _gemm(True, False, op.n_in, op.n_out, net.pending_n, <floating>1,
+                  <floating*>net.act[op.src], op.n_in, <floating*>net.grad[op.dst], op.n_out,
+                  <floating>0, dtheta + op.w_off, op.n_out)
+            op.fused = False
+    net.pending = False
+
+
+cdef void _drop_pending(Net* net, floating* dtheta) noexcept nogil:
+    """A step failed after overwriting the buffers a fused dW would come from: fill that dW
+    with NaN rather than leave an older gradient there."""
+    cdef floating* dW
+    cdef Op* op
+    cdef int k
+    cdef Py_ssize_t i
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE and op.fused:
+            dW = dtheta + op.w_off
+            for i in range(op.n_in * op.n_out):
+                dW[i] = NAN
+            op.fused = False
+    net.pending = False
+
+
 # Largest batch for which the bound in _gradients_finite holds in float32: n rounding errors
 # of at most 2**-24 each grow a sum by less than a factor 2 while n * 2**-24 < ln 2.
 cdef Py_ssize_t BOUND_ROWS = 1 << 20
@@ -226,20 +309,35 @@ cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
         if not _all_finite(dtheta + op.b_off, op.n_out):
             return False
         size = op.n_in * op.n_out
-        if n <= BOUND_ROWS and n * (op.n_in + op.n_out) < size:
+        if n <= BOUND_ROWS and (op.fused or n * (op.n_in + op.n_out) < size):
             bound = (_max_abs(<floating*>net.act[op.src], n * op.n_in)
                      * _max_abs(<floating*>net.grad[op.dst], n * op.n_out) * <double>n)
             if bound < limit:  # also False for a NaN or infinite factor
                 continue
+        if op.fused:  # not proved finite: compute it, and update from it
+            op.fused = False
+            _gemm(True, False, op.n_in, op.n_out, n, <floating>1, <floating*>net.act[op.src],
+                  op.n_in, <floating*>net.grad[op.dst], op.n_out, <floating>0,
+                  dtheta + op.w_off, op.n_out)
         if not _all_finite(dtheta + op.w_off, size):
             return False
     return True
 
 
+cdef void _drop_first(Net* net, floating* dtheta) noexcept nogil:
+    """NaN for the first Dense's pending dW (its X is gone) and no longer pending."""
+    cdef Op* op = &net.ops[net.first_param_op]
+    cdef Py_ssize_t i
+    if op.fused:
+        for i in range(op.n_in * op.n_out):
+            dtheta[op.w_off + i] = NAN
+        op.fused = False
+
+
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
                       Py_ssize_t n, int mode, double* loss) noexcept nogil:
     """Forward X:(n, n_in), loss against T (row weights w or NULL), then (by mode) backward
-    and update.
+    and update. A folded update leaves dW of the large Dense layers pending (_materialize).
 
     Returns -1; the batch row of the first invalid target; or, in update mode,
     STEP_NONFINITE when the loss or a gradient is not finite. Nothing is updated unless -1.
@@ -247,19 +345,26 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
     cdef floating* out
     cdef Py_ssize_t bad
     cdef bint train = net.training and mode >= MODE_GRAD
+    cdef bint fuse = _folds(net, mode)
     _forward(net, X, n, train)
     out = <floating*>net.act[net.out_slot]
     bad = _loss(net.loss_kind, net.loss_param, out, T, w,
                 <floating*>net.grad[net.out_slot] if mode else NULL, n, net.n_out, loss)
-    if bad >= 0 or mode == MODE_LOSS:
+    if mode == MODE_LOSS:
         return bad
-    if mode == MODE_UPDATE and not isfinite(loss[0]):
-        return STEP_NONFINITE
-    _backward(net, <floating*>net.theta, n, train)
+    if bad >= 0 or (mode == MODE_UPDATE and not isfinite(loss[0])):
+        _drop_pending(net, <floating*>net.dtheta)
+        return bad if bad >= 0 else STEP_NONFINITE
+    _backward(net, <floating*>net.theta, n, train, fuse)
+    net.pending = False  # the backward wrote every dW that is not fused in this step
     if mode == MODE_UPDATE:
         if not _gradients_finite(net, <floating*>net.dtheta, n):
+            _drop_pending(net, <floating*>net.dtheta)
             return STEP_NONFINITE
-        _update(net, <floating*>net.theta)
+        if fuse:
+            _update_folded(net, <floating*>net.theta, n)
+        else:
+            _update(net, <floating*>net.theta)
     return -1
 
 
@@ -412,6 +517,11 @@ cdef class Executor:
     cdef bytes _fmt
     cdef list _widths
     cdef object _gather_x, _gather_t, _gather_w  # fit's shuffled batch (bytes for targets)
+    # the caller's X of the last step when a dW computed from it is pending, and its
+    # fingerprint: the caller may change X in place before the gradient is read (_settle)
+    cdef object _x_obj
+    cdef uint64_t _x_print
+    cdef bint _lost  # that X changed: the first layer's pending dW could not be computed
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -486,6 +596,9 @@ cdef class Executor:
                     self.net.n_in = op.n_in
                 op.kind = OP_DENSE
                 op.need_dx = seen_param
+                op.fusable = op.n_in * op.n_out >= AXPY_PARAMS
+                if not seen_param:
+                    self.net.borrows_x = op.fusable and op.src == 0
                 if not seen_param:
                     self.net.first_param_op = k
                 seen_param = True
@@ -564,6 +677,7 @@ cdef class Executor:
     cdef int _reserve(self, Py_ssize_t capacity) except -1:
         if capacity <= self.capacity:
             return 0
+        self._settle()  # the buffers a pending dW is computed from are about to go
         cdef int k
         buffers = []
         for s in range(1, self.net.n_slots):
@@ -580,6 +694,75 @@ cdef class Executor:
         self._buffers = buffers
         self.capacity = capacity
         return 0
+
+    cdef int _settle(self) except -1:
+        """Compute into dtheta every dW the last update folded, before anything overwrites the
+        buffers it comes from (the caller holds the executor). When the caller's X, which the
+        first layer's dW needs, changed in place since, that dW is NaN and _lost is set."""
+        cdef Py_buffer view
+        cdef bint same = True
+        if not self.net.pending:
+            return 0
+        if self._x_obj is not None:
+            memset(&view, 0, sizeof(Py_buffer))
+            try:
+                PyObject_GetBuffer(self._x_obj, &view, PyBUF_C_CONTIGUOUS)
+                same = (view.buf == self.net.act[0] and view.len == self.net.pending_n
+                        * self.net.n_in * self._itemsize
+                        and _fingerprint(view.buf, view.len) == self._x_print)
+            except (BufferError, TypeError, ValueError):
+                same = False
+            finally:
+                PyBuffer_Release(&view)
+        with nogil:
+            if self._itemsize == 4:
+                if not same:
+                    _drop_first(&self.net, <float*>self.net.dtheta)
+                _materialize(&self.net, <float*>self.net.dtheta)
+            else:
+                if not same:
+                    _drop_first(&self.net, <double*>self.net.dtheta)
+                _materialize(&self.net, <double*>self.net.dtheta)
+        self._x_obj = None  # only now: it may hold the last reference to the memory just read
+        self._lost = not same
+        return 0
+
+    cdef int _borrow(self, X, const void* x, Py_ssize_t n) except -1:
+        """After a step on the caller's X: keep X (and its fingerprint) while the first
+        layer's dW is pending, so reading it later can compute it or see X has changed."""
+        self._lost = False
+        self._x_obj = None
+        if self.net.pending and self.net.borrows_x and self.net.ops[self.net.first_param_op].fused:
+            with nogil:
+                self._x_print = _fingerprint(x, n * self.net.n_in * self._itemsize)
+            self._x_obj = X
+        return 0
+
+    def sync_gradients(self, bint first_layer=True):
+        """Make dtheta hold the last step's gradients in full.
+
+        A plain-SGD update step folds W -= lr X.T @ dY into one product for each large Dense
+        and leaves that dW out of dtheta; this computes it from the step's saved buffers (a
+        no-op when nothing is pending). Every other call that needs them does this first.
+        The first Dense's dW needs the caller's X: if X changed in place since the step, that
+        dW is NaN and, with first_layer, this raises RuntimeError."""
+        self._check_idle()
+        self._busy = True
+        try:
+            self._settle()
+        finally:
+            self._busy = False
+        if self._lost and first_layer:
+            raise RuntimeError(
+                "the first layer's weight gradient cannot be computed: the X given to the "
+                "last train_step changed in place after it (plain SGD folds that gradient "
+                "into the update and computes it from X when read); use model.gradients(X, y) "
+                "to compute gradients explicitly")
+
+    @property
+    def gradients_pending(self):
+        """True while dtheta lacks a dW that the last update folded (see sync_gradients)."""
+        return self.net.pending
 
     def set_loss(self, str name, double param=1.0):
         """Choose the loss: one of LOSSES; param is Huber's delta (> 0)."""
@@ -688,6 +871,12 @@ cdef class Executor:
         if n < 1:
             raise ValueError(f"X must hold at least one row, got {n}")
         self._busy = True
+        if mode < MODE_GRAD:
+            try:
+                self._settle()  # this call overwrites the buffers a pending dW comes from
+            except BaseException:
+                self._busy = False
+                raise
         return 0
 
     cdef void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except NULL:
@@ -757,6 +946,8 @@ cdef class Executor:
                     bad = _step(&self.net, <float*>x, t, <float*>w, n, mode, &loss)
                 else:
                     bad = _step(&self.net, <double*>x, t, <double*>w, n, mode, &loss)
+            if mode >= MODE_GRAD:
+                self._borrow(X, x, n)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
@@ -793,6 +984,8 @@ cdef class Executor:
         memset(views, 0, sizeof(views))
         self._enter(MODE_UPDATE, N)
         try:
+            self._settle()  # once per epoch: the gather buffer may be replaced below
+            self._x_obj, self._lost = None, False
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
             x = self._input(&views[0], X, N)
@@ -823,6 +1016,8 @@ cdef class Executor:
                     bad = _epoch(&self.net, <double*>x, <char*>t, row_bytes, <double*>w,
                                  <int64_t*>p, N, batch_size, <double*>gx, <char*>gt,
                                  <double*>gw, &loss, &at)
+            if self.net.act[0] != gx:  # the last batch's X is the caller's: done with it here
+                self._settle()
         finally:
             self._busy = False
             for i in range(7):

@@ -103,6 +103,7 @@ def test_plain_sgd_on_many_parameters_subtracts_lr_times_the_gradient(dtype):
     assert model._theta.size >= 1 << 14
     theta = model._theta.astype(np.float64)
     model.train_step(X, y)
+    model._executor.sync_gradients()  # the step folded dW1 into the update (gradients_pending)
     lr = np.float64(dtype(0.05))
     step = lr * model._dtheta.astype(np.float64)
     expected = theta - step

@@ -83,6 +83,8 @@ class Dense(Layer):
         self.weight_init = weight_init
         self.bias_init = bias_init
         self._views: tuple[Array, Array, Array, Array] | None = None
+        # the model's Executor.sync_gradients: a plain-SGD step folds large dW into the update
+        self._sync: Callable[[], None] | None = None
         self._offsets = (0, 0)
 
     @property
@@ -109,7 +111,14 @@ class Dense(Layer):
 
     @property
     def dW(self) -> Array:
-        """Gradient of the loss for W from the last train_step / gradients call."""
+        """Gradient of the loss for W from the last train_step / fit batch / gradients call.
+
+        Plain SGD (no momentum, no weight decay) folds a large layer's update into its
+        weight-gradient product, so reading dW computes it then from the step's saved
+        batch; an array taken from dW before that step shows it only after dW is read again.
+        """
+        if self._sync is not None:
+            self._sync()
         return self._view(2)
 
     @property

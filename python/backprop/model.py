@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -87,6 +88,8 @@ class Sequential:
         self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
+        for k, (_, layer) in enumerate(dense):
+            layer._sync = functools.partial(self._executor.sync_gradients, k == 0)
         self._seed_dropout(seed)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
