@@ -114,6 +114,7 @@ cdef struct Net:
     bint pending              # some op.fused: dtheta lacks their dW until _materialize
     Py_ssize_t pending_n      # rows of the step those dW belong to
     bint borrows_x            # the first Dense is fusable and reads the caller's X
+    bint first_lost           # that X changed before its pending dW was computed (NaN)
 
 
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
@@ -357,6 +358,7 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
         return bad if bad >= 0 else STEP_NONFINITE
     _backward(net, <floating*>net.theta, n, train, fuse)
     net.pending = False  # the backward wrote every dW that is not fused in this step
+    net.first_lost = False
     if mode == MODE_UPDATE:
         if not _gradients_finite(net, <floating*>net.dtheta, n):
             _drop_pending(net, <floating*>net.dtheta)
@@ -521,7 +523,6 @@ cdef class Executor:
     # fingerprint: the caller may change X in place before the gradient is read (_settle)
     cdef object _x_obj
     cdef uint64_t _x_print
-    cdef bint _lost  # that X changed: the first layer's pending dW could not be computed
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -698,7 +699,7 @@ cdef class Executor:
     cdef int _settle(self) except -1:
         """Compute into dtheta every dW the last update folded, before anything overwrites the
         buffers it comes from (the caller holds the executor). When the caller's X, which the
-        first layer's dW needs, changed in place since, that dW is NaN and _lost is set."""
+        first layer's dW needs, changed in place since, that dW is NaN and first_lost is set."""
         cdef Py_buffer view
         cdef bint same = True
         if not self.net.pending:
@@ -724,13 +725,13 @@ cdef class Executor:
                     _drop_first(&self.net, <double*>self.net.dtheta)
                 _materialize(&self.net, <double*>self.net.dtheta)
         self._x_obj = None  # only now: it may hold the last reference to the memory just read
-        self._lost = not same
+        if not same:
+            self.net.first_lost = True
         return 0
 
     cdef int _borrow(self, X, const void* x, Py_ssize_t n) except -1:
         """After a step on the caller's X: keep X (and its fingerprint) while the first
         layer's dW is pending, so reading it later can compute it or see X has changed."""
-        self._lost = False
         self._x_obj = None
         if self.net.pending and self.net.borrows_x and self.net.ops[self.net.first_param_op].fused:
             with nogil:
@@ -752,7 +753,7 @@ cdef class Executor:
             self._settle()
         finally:
             self._busy = False
-        if self._lost and first_layer:
+        if self.net.first_lost and first_layer:
             raise RuntimeError(
                 "the first layer's weight gradient cannot be computed: the X given to the "
                 "last train_step changed in place after it (plain SGD folds that gradient "
@@ -984,13 +985,14 @@ cdef class Executor:
         memset(views, 0, sizeof(views))
         self._enter(MODE_UPDATE, N)
         try:
-            self._settle()  # once per epoch: the gather buffer may be replaced below
-            self._x_obj, self._lost = None, False
+            if self._x_obj is not None:
+                self._settle()  # a train_step's X: the epoch does not keep it
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
             x = self._input(&views[0], X, N)
             t = self._targets(&views[1], T, N, &row_bytes)
             if self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in:
+                self._settle()  # a pending dW may come from the old gather buffer
                 self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
             if self._gather_t is None or len(self._gather_t) < batch_size * row_bytes:
                 self._gather_t = np.empty(batch_size * row_bytes, dtype=np.uint8)

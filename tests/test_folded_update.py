@@ -197,3 +197,41 @@ def test_a_label_refused_by_the_kernel_after_a_folded_step_leaves_nan():
     with pytest.raises(ValueError, match="class index"):
         model.train_step(X, np.full(N, 10))
     assert np.isnan(model.layers[0].dW).all()
+
+
+def test_a_pending_gradient_stays_pending_across_fit_calls_and_a_larger_gather_buffer():
+    """A shuffled fit leaves the last batch's dW pending (computing it per epoch would cost a
+    product per epoch); the next fit with larger batches replaces the gather buffer it comes
+    from, so it is computed first -- and then superseded by the new last batch."""
+    model, ref, X, y = pair(np.float64)
+    model.fit(X, y, epochs=1, batch_size=N // 2, shuffle=True, verbose=0)
+    assert model._executor.gradients_pending
+    for a, b in zip(ref.parameters(), model.parameters(), strict=True):
+        a[...] = b
+    grads = ref.gradients(X, y)
+    model.fit(X, y, epochs=1, batch_size=N, shuffle=True, verbose=0)
+    for layer, (dW, db) in zip(dense(model), grads, strict=True):
+        np.testing.assert_allclose(layer.dW, dW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(layer.db, db, rtol=1e-12, atol=1e-15)
+
+
+def test_a_train_steps_pending_gradient_through_a_refused_and_a_successful_fit():
+    """A fit refused by validation touches nothing: the step's dW stays pending on its X (so a
+    change to X is still caught). A fit that runs computes it first (it does not keep that
+    X), then leaves its own last batch's gradient, which X no longer affects."""
+    model, ref, X, y = pair()
+    model.train_step(X, y)
+    with pytest.raises(ValueError):
+        model.fit(X, y[:-1], epochs=1, verbose=0)
+    X[0, 0] += 1
+    with pytest.raises(RuntimeError, match="changed in place"):
+        model.layers[0].dW  # noqa: B018
+    model.train_step(X, y)
+    for a, b in zip(ref.parameters(), model.parameters(), strict=True):
+        a[...] = b
+    grads = ref.gradients(X, y)
+    model.fit(X, y, epochs=1, batch_size=N, shuffle=False, verbose=0)
+    X[:] = 0
+    for layer, (dW, db) in zip(dense(model), grads, strict=True):
+        np.testing.assert_allclose(layer.dW, dW, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(layer.db, db, rtol=1e-5, atol=1e-7)
