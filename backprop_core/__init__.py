@@ -15,7 +15,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - only in an unbuilt source
         "non-editable install). Install in place with `pip install -e .`, or run from "
         "another directory."
     ) from e
-from ._blas import blas_loaded, small_gemm_threshold
+from ._blas import blas_loaded, blas_source, small_gemm_threshold
 from ._checks import first_nonfinite_row
 from ._dense import dense_backward, dense_forward
 from ._executor import Executor
@@ -38,6 +38,7 @@ __all__ = [
     "adam_update",
     "binary_cross_entropy_loss",
     "blas_loaded",
+    "blas_source",
     "dense_backward",
     "dense_forward",
     "first_nonfinite_row",

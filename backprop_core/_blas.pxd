@@ -1,4 +1,4 @@
-# The one door to BLAS. Row-major wrappers over scipy's cython_blas, fused over float/double.
+# The one door to BLAS. Row-major wrappers over numpy's or scipy's BLAS, fused over float/double.
 from cython cimport floating
 
 ctypedef int blas_int  # LP64 BLAS, as scipy.linalg.cython_blas exposes it

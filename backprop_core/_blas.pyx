@@ -1,12 +1,48 @@
-"""Row-major GEMM over scipy's BLAS, plus a direct loop for tiny products.
+"""Row-major GEMM over the BLAS numpy or scipy already loaded, plus a direct loop for tiny
+products.
 
-The BLAS function pointers are read from ``scipy.linalg.cython_blas.__pyx_capi__`` on first
-use, not cimported: a cimport would import all of ``scipy.linalg`` (about 0.5 s) whenever
-``backprop_core`` is imported. Every ``def`` entry point that reaches ``_gemm`` calls
-``_ensure_blas()`` first, while it still holds the GIL.
+Two sources, chosen on first use (``_ensure_blas``; every ``def`` entry point that reaches
+``_gemm`` calls it first, while it still holds the GIL):
+- numpy's own OpenBLAS, when numpy is the scipy-openblas64 build (the PyPI wheels): its ILP64
+  CBLAS symbols ``scipy_cblas_sgemm64_`` etc. are looked up through numpy's extension module
+  (dlsym searches a library's dependencies too) and checked against the direct loop once.
+  It is a newer OpenBLAS than scipy's here and 8-9% faster on M's products (bench/NOTES.md),
+  and it is the thread pool the caller's own numpy work already uses.
+- otherwise scipy's, with the function pointers read from
+  ``scipy.linalg.cython_blas.__pyx_capi__`` (not cimported: a cimport would import all of
+  ``scipy.linalg``, about 0.5 s, whenever ``backprop_core`` is imported).
+``BACKPROP_BLAS=scipy`` (or ``numpy``) in the environment forces one; ``blas_source()`` tells.
 """
+import os
+
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer, PyCapsule_IsValid
+from libc.stdint cimport int64_t
+
+
+cdef extern from "<dlfcn.h>" nogil:
+    void* dlopen(const char* filename, int flags)
+    void* dlsym(void* handle, const char* symbol)
+    int dlclose(void* handle)
+    int RTLD_NOW
+    int RTLD_NOLOAD
+
+# CBLAS (row-major calls, no operand swap), ILP64 as numpy's OpenBLAS is built
+ctypedef void (*cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
+                               int64_t, const float*, int64_t, float, float*,
+                               int64_t) noexcept nogil
+ctypedef void (*cblas_dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
+                               int64_t, const double*, int64_t, double, double*,
+                               int64_t) noexcept nogil
+ctypedef void (*cblas_saxpy_t)(int64_t, float, const float*, int64_t, float*,
+                               int64_t) noexcept nogil
+ctypedef void (*cblas_daxpy_t)(int64_t, double, const double*, int64_t, double*,
+                               int64_t) noexcept nogil
+
+cdef enum:
+    CBLAS_ROW_MAJOR = 101
+    CBLAS_NO_TRANS = 111
+    CBLAS_TRANS = 112
 
 ctypedef void (*sgemm_t)(char*, char*, blas_int*, blas_int*, blas_int*, float*, float*,
                          blas_int*, float*, blas_int*, float*, float*,
@@ -24,6 +60,13 @@ cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
 cdef saxpy_t _saxpy = NULL
 cdef daxpy_t _daxpy = NULL
+cdef cblas_sgemm_t _cblas_sgemm = NULL
+cdef cblas_dgemm_t _cblas_dgemm = NULL
+cdef cblas_saxpy_t _cblas_saxpy = NULL
+cdef cblas_daxpy_t _cblas_daxpy = NULL
+cdef bint _cblas = False  # products go to numpy's CBLAS (set before _ready)
+cdef bint _ready = False  # the pointers are loaded
+_SOURCE = None
 
 # Up to this many multiply-adds (m*n*k) a plain loop beats a BLAS call, whose fixed cost
 # (argument checks, dispatch, packing) dominates. Measured by bench/gemm_threshold.py:
@@ -44,22 +87,120 @@ cdef void* _capsule(dict capi, str name, str signature) except NULL:
     return PyCapsule_GetPointer(cap, cname)
 
 
+cdef void* _numpy_symbol(void* handle, str name):
+    return dlsym(handle, name.encode())
+
+
+cdef bint _load_numpy_cblas() except -1:
+    """Point the CBLAS pointers at numpy's OpenBLAS if numpy carries the scipy-openblas64
+    build; True if they then reproduce the direct loop on a few products."""
+    global _cblas_sgemm, _cblas_dgemm, _cblas_saxpy, _cblas_daxpy
+    try:
+        from numpy._core import _multiarray_umath
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core import _multiarray_umath
+        except ImportError:
+            return False
+    path = getattr(_multiarray_umath, "__file__", None)
+    if not path:
+        return False
+    cdef void* handle = dlopen(os.fsencode(path), RTLD_NOW | RTLD_NOLOAD)
+    if handle == NULL:
+        return False
+    # numpy 2 wheels: scipy-openblas64 (prefix scipy_); numpy 1.26 wheels: openblas64_
+    for prefix in ("scipy_", ""):
+        _cblas_sgemm = <cblas_sgemm_t>_numpy_symbol(handle, prefix + "cblas_sgemm64_")
+        _cblas_dgemm = <cblas_dgemm_t>_numpy_symbol(handle, prefix + "cblas_dgemm64_")
+        _cblas_saxpy = <cblas_saxpy_t>_numpy_symbol(handle, prefix + "cblas_saxpy64_")
+        _cblas_daxpy = <cblas_daxpy_t>_numpy_symbol(handle, prefix + "cblas_daxpy64_")
+        if _cblas_sgemm != NULL:
+            break
+    dlclose(handle)  # numpy's module keeps the library loaded
+    if (_cblas_sgemm == NULL or _cblas_dgemm == NULL or _cblas_saxpy == NULL
+            or _cblas_daxpy == NULL):
+        return False
+    return _cblas_agrees(<float>0) and _cblas_agrees(<double>0)
+
+
+cdef bint _cblas_agrees(floating kind) noexcept:
+    """Every transpose pair of a (3, 5) @ (5, 4) product, and an axpy, through the CBLAS
+    pointers against the direct loop (exact small integers: any disagreement is a wrong
+    binding, not rounding)."""
+    cdef floating A[15]
+    cdef floating B[20]
+    cdef floating C[12]
+    cdef floating D[12]
+    cdef floating y[12]
+    cdef int i, ta, tb
+    for i in range(15):
+        A[i] = (i * 7) % 5 - 2
+    for i in range(20):
+        B[i] = (i * 3) % 7 - 3
+    for ta in range(2):
+        for tb in range(2):
+            for i in range(12):
+                C[i] = i
+                D[i] = i
+            _gemm_loop(ta, tb, 3, 4, 5, <floating>2, A, 3 if ta else 5, B, 5 if tb else 4,
+                       <floating>1, C, 4)
+            if floating is float:
+                _cblas_sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS if ta else CBLAS_NO_TRANS,
+                             CBLAS_TRANS if tb else CBLAS_NO_TRANS, 3, 4, 5, 2, A,
+                             3 if ta else 5, B, 5 if tb else 4, 1, D, 4)
+            else:
+                _cblas_dgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS if ta else CBLAS_NO_TRANS,
+                             CBLAS_TRANS if tb else CBLAS_NO_TRANS, 3, 4, 5, 2, A,
+                             3 if ta else 5, B, 5 if tb else 4, 1, D, 4)
+            for i in range(12):
+                if C[i] != D[i]:
+                    return False
+    for i in range(12):
+        y[i] = i
+    if floating is float:
+        _cblas_saxpy(12, -3, C, 1, y, 1)
+    else:
+        _cblas_daxpy(12, -3, C, 1, y, 1)
+    for i in range(12):
+        if y[i] != i - 3 * C[i]:
+            return False
+    return True
+
+
 cdef int _ensure_blas() except -1:
-    global _sgemm, _dgemm, _saxpy, _daxpy
-    if _sgemm != NULL:
+    global _sgemm, _dgemm, _saxpy, _daxpy, _cblas, _ready, _SOURCE
+    if _ready:
         return 0
-    from scipy.linalg import cython_blas
-    capi = cython_blas.__pyx_capi__
-    _daxpy = <daxpy_t>_capsule(capi, "daxpy", _AXPY_SIGNATURE)
-    _saxpy = <saxpy_t>_capsule(capi, "saxpy", _AXPY_SIGNATURE)
-    _dgemm = <dgemm_t>_capsule(capi, "dgemm", _GEMM_SIGNATURE)
-    _sgemm = <sgemm_t>_capsule(capi, "sgemm", _GEMM_SIGNATURE)  # last: the "loaded" flag
+    choice = os.environ.get("BACKPROP_BLAS", "auto")
+    if choice not in ("auto", "numpy", "scipy"):
+        raise ValueError(f"BACKPROP_BLAS must be 'auto', 'numpy' or 'scipy', got {choice!r}")
+    if choice != "scipy" and _load_numpy_cblas():
+        _cblas, _SOURCE = True, "numpy"
+    elif choice == "numpy":
+        raise ImportError("BACKPROP_BLAS=numpy, but numpy does not carry the scipy-openblas64 "
+                          "CBLAS (scipy_cblas_sgemm64_) or it failed the check")
+    else:
+        from scipy.linalg import cython_blas
+        capi = cython_blas.__pyx_capi__
+        _daxpy = <daxpy_t>_capsule(capi, "daxpy", _AXPY_SIGNATURE)
+        _saxpy = <saxpy_t>_capsule(capi, "saxpy", _AXPY_SIGNATURE)
+        _dgemm = <dgemm_t>_capsule(capi, "dgemm", _GEMM_SIGNATURE)
+        _sgemm = <sgemm_t>_capsule(capi, "sgemm", _GEMM_SIGNATURE)
+        _SOURCE = "scipy"
+    _ready = True  # last: other threads test it without the pointers' lock
     return 0
 
 
 def blas_loaded():
     """True once the BLAS pointers have been fetched (they are fetched on first use)."""
-    return _sgemm != NULL
+    return _ready
+
+
+def blas_source():
+    """Whose BLAS the products go to: "numpy" (its OpenBLAS), "scipy", or None before the
+    first use. BACKPROP_BLAS=numpy|scipy in the environment chooses; the default prefers
+    numpy's."""
+    return _SOURCE
 
 
 def small_gemm_threshold():
@@ -116,6 +257,16 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
     if m * n * k <= SMALL_GEMM:
         _gemm_loop(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         return
+    if _cblas:
+        if floating is float:
+            _cblas_sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS if trans_a else CBLAS_NO_TRANS,
+                         CBLAS_TRANS if trans_b else CBLAS_NO_TRANS, m, n, k, alpha, A, lda,
+                         B, ldb, beta, C, ldc)
+        else:
+            _cblas_dgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS if trans_a else CBLAS_NO_TRANS,
+                         CBLAS_TRANS if trans_b else CBLAS_NO_TRANS, m, n, k, alpha, A, lda,
+                         B, ldb, beta, C, ldc)
+        return
     cdef char ta = b"t" if trans_a else b"n"
     cdef char tb = b"t" if trans_b else b"n"
     cdef blas_int bm = <blas_int>n, bn = <blas_int>m, bk = <blas_int>k
@@ -134,6 +285,12 @@ cdef void _axpy(Py_ssize_t n, floating alpha, const floating* x, floating* y) no
     threads and round alpha * x[i] + y[i] once, with a fused multiply-add)."""
     cdef blas_int chunk, one = 1
     cdef Py_ssize_t start = 0
+    if _cblas:
+        if floating is float:
+            _cblas_saxpy(n, alpha, x, 1, y, 1)
+        else:
+            _cblas_daxpy(n, alpha, x, 1, y, 1)
+        return
     while start < n:
         chunk = <blas_int>min(n - start, 1 << 30)  # blas_int is 32-bit
         if floating is float:

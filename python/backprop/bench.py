@@ -124,7 +124,7 @@ def blas_report() -> list[dict[str, Any]]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    _load_scipy_blas()
+    _load_blas()
     rows = []
     for info in threadpool_info():
         path = str(info.get("filepath", ""))
@@ -172,11 +172,21 @@ def blas_report() -> list[dict[str, Any]]:
     return rows
 
 
-def _load_scipy_blas() -> None:
-    """The library fetches scipy's BLAS on first use; fetch it now."""
+def _load_blas() -> None:
+    """The library fetches its BLAS (numpy's or scipy's) on first use: fetch it now, and load
+    scipy's too (scikit-learn uses it), so that reports and thread limits see both."""
+    import importlib
+
     from backprop_core._blas import _gemm_floor
 
+    importlib.import_module("scipy.linalg.cython_blas")
     _gemm_floor([], 0)
+
+
+def _blas_source() -> str | None:
+    from backprop_core import blas_source
+
+    return blas_source()
 
 
 def load_average() -> str | None:
@@ -668,7 +678,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from threadpoolctl import threadpool_limits
         except ImportError:
             raise SystemExit("--threads needs threadpoolctl (pip install threadpoolctl)") from None
-        _load_scipy_blas()  # so that the limit reaches it too
+        _load_blas()  # so that the limit reaches it too
 
         threadpool_limits(args.threads, user_api="blas")  # for the rest of this process
     results: list[dict[str, Any]] = []
@@ -732,6 +742,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if m in sys.modules
             },
             "blas": blas_report(),
+            "backprop_blas": _blas_source(),
             "environment": _environment_note(),
             "dtype": "float32",
             "repeat": repeat,
@@ -766,6 +777,7 @@ def print_report(report: dict[str, Any]) -> None:
         )
     if not meta["blas"]:
         print("  BLAS: threadpoolctl not installed, libraries unknown")
+    print(f"  backprop's products go to {meta['backprop_blas']}'s BLAS (BACKPROP_BLAS chooses)")
     print(meta["environment"])
     if meta["load_average_before"] is not None:
         print(
