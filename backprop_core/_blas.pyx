@@ -219,28 +219,23 @@ cdef inline void _gemm_loop(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t
                             Py_ssize_t k, floating alpha, const floating* A, Py_ssize_t lda,
                             const floating* B, Py_ssize_t ldb, floating beta, floating* C,
                             Py_ssize_t ldc) noexcept nogil:
-    """C := alpha*op(A)@op(B) + beta*C, row-major, for tiny sizes. beta == 0 ignores C."""
+    """C := alpha*op(A)@op(B) + beta*C, row-major, for tiny sizes. beta == 0 ignores C.
+
+    One dot product per item, strides chosen once: at T's sizes (k, n <= 3) a vectorised row
+    update spent its time in loop set-up and aliasing checks (bench/NOTES.md)."""
     cdef Py_ssize_t i, j, p
-    cdef floating a, s
+    cdef Py_ssize_t a_i = 1 if trans_a else lda, a_p = lda if trans_a else 1
+    cdef Py_ssize_t b_p = 1 if trans_b else ldb, b_j = ldb if trans_b else 1
+    cdef floating s
     for i in range(m):
-        if beta == 0:
-            for j in range(n):
-                C[i * ldc + j] = 0
-        elif beta != 1:
-            for j in range(n):
-                C[i * ldc + j] *= beta
-        if not trans_b:
-            # innermost loop runs along a row of B and C: contiguous, vectorisable
+        for j in range(n):
+            s = 0
             for p in range(k):
-                a = alpha * (A[p * lda + i] if trans_a else A[i * lda + p])
-                for j in range(n):
-                    C[i * ldc + j] += a * B[p * ldb + j]
-        else:
-            for j in range(n):
-                s = 0
-                for p in range(k):
-                    s = s + (A[p * lda + i] if trans_a else A[i * lda + p]) * B[j * ldb + p]
-                C[i * ldc + j] += alpha * s
+                s = s + A[i * a_i + p * a_p] * B[p * b_p + j * b_j]
+            if beta == 0:
+                C[i * ldc + j] = alpha * s
+            else:
+                C[i * ldc + j] = alpha * s + beta * C[i * ldc + j]
 
 
 cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

@@ -114,6 +114,7 @@ cdef struct Net:
     bint pending              # some op.fused: dtheta lacks their dW until _materialize
     Py_ssize_t pending_n      # rows of the step those dW belong to
     bint borrows_x            # the first Dense is fusable and reads the caller's X
+    bint any_fusable          # some Dense is fusable (else plain SGD stays one pass)
     bint first_lost           # that X changed before its pending dW was computed (NaN)
 
 
@@ -222,7 +223,7 @@ cdef inline void _sgd_range(Net* net, floating* theta, floating* dtheta,
 
 cdef inline bint _folds(Net* net, int mode) noexcept nogil:
     """Whether an update step folds plain SGD into the weight-gradient products."""
-    return (mode == MODE_UPDATE and net.tiled and net.opt_kind == OPT_SGD
+    return (mode == MODE_UPDATE and net.any_fusable and net.tiled and net.opt_kind == OPT_SGD
             and net.momentum == 0 and net.weight_decay == 0)
 
 
@@ -598,6 +599,7 @@ cdef class Executor:
                 op.kind = OP_DENSE
                 op.need_dx = seen_param
                 op.fusable = op.n_in * op.n_out >= AXPY_PARAMS
+                self.net.any_fusable = self.net.any_fusable or op.fusable
                 if not seen_param:
                     self.net.borrows_x = op.fusable and op.src == 0
                 if not seen_param:
