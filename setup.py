@@ -40,6 +40,8 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=macros,
+        # dlopen/dlsym (numpy's BLAS, _blas.pyx) live in libdl before glibc 2.34
+        libraries=["dl"] if name == "_blas" and sys.platform.startswith("linux") else [],
     )
     for name in MODULES
 ]

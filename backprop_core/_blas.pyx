@@ -20,12 +20,23 @@ from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer, PyCapsul
 from libc.stdint cimport int64_t
 
 
-cdef extern from "<dlfcn.h>" nogil:
-    void* dlopen(const char* filename, int flags)
-    void* dlsym(void* handle, const char* symbol)
-    int dlclose(void* handle)
-    int RTLD_NOW
-    int RTLD_NOLOAD
+cdef extern from *:
+    """
+    /* an already loaded library's symbols; none on Windows (scipy's BLAS is used there) */
+    #if defined(_WIN32)
+    static void* bp_dl_loaded(const char* path) { (void)path; return NULL; }
+    static void* bp_dl_symbol(void* lib, const char* name) { (void)lib; (void)name; return NULL; }
+    static void bp_dl_release(void* lib) { (void)lib; }
+    #else
+    #include <dlfcn.h>
+    static void* bp_dl_loaded(const char* path) { return dlopen(path, RTLD_NOW | RTLD_NOLOAD); }
+    static void* bp_dl_symbol(void* lib, const char* name) { return dlsym(lib, name); }
+    static void bp_dl_release(void* lib) { dlclose(lib); }
+    #endif
+    """
+    void* bp_dl_loaded(const char* path)
+    void* bp_dl_symbol(void* lib, const char* name)
+    void bp_dl_release(void* lib)
 
 # CBLAS (row-major calls, no operand swap), ILP64 as numpy's OpenBLAS is built
 ctypedef void (*cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
@@ -88,7 +99,7 @@ cdef void* _capsule(dict capi, str name, str signature) except NULL:
 
 
 cdef void* _numpy_symbol(void* handle, str name):
-    return dlsym(handle, name.encode())
+    return bp_dl_symbol(handle, name.encode())
 
 
 cdef bint _load_numpy_cblas() except -1:
@@ -105,7 +116,7 @@ cdef bint _load_numpy_cblas() except -1:
     path = getattr(_multiarray_umath, "__file__", None)
     if not path:
         return False
-    cdef void* handle = dlopen(os.fsencode(path), RTLD_NOW | RTLD_NOLOAD)
+    cdef void* handle = bp_dl_loaded(os.fsencode(path))
     if handle == NULL:
         return False
     # numpy 2 wheels: scipy-openblas64 (prefix scipy_); numpy 1.26 wheels: openblas64_
@@ -116,7 +127,7 @@ cdef bint _load_numpy_cblas() except -1:
         _cblas_daxpy = <cblas_daxpy_t>_numpy_symbol(handle, prefix + "cblas_daxpy64_")
         if _cblas_sgemm != NULL:
             break
-    dlclose(handle)  # numpy's module keeps the library loaded
+    bp_dl_release(handle)  # numpy's module keeps the library loaded
     if (_cblas_sgemm == NULL or _cblas_dgemm == NULL or _cblas_saxpy == NULL
             or _cblas_daxpy == NULL):
         return False

@@ -327,7 +327,7 @@ cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
 
 
 cdef void _drop_first(Net* net, floating* dtheta) noexcept nogil:
-    """NaN for the first Dense's pending dW (its X is gone) and no longer pending."""
+    """NaN for the first Dense's pending dW (its X is gone); op.fused is cleared."""
     cdef Op* op = &net.ops[net.first_param_op]
     cdef Py_ssize_t i
     if op.fused:
@@ -675,7 +675,11 @@ cdef class Executor:
     def reserve(self, Py_ssize_t capacity):
         """Make room for batches of up to `capacity` rows (buffers only ever grow)."""
         self._check_idle()
-        self._reserve(capacity)
+        self._busy = True  # growing computes a pending gradient first (_settle)
+        try:
+            self._reserve(capacity)
+        finally:
+            self._busy = False
 
     cdef int _reserve(self, Py_ssize_t capacity) except -1:
         if capacity <= self.capacity:
