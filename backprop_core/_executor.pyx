@@ -227,6 +227,22 @@ cdef inline bint _folds(Net* net, int mode) noexcept nogil:
             and net.momentum == 0 and net.weight_decay == 0)
 
 
+cdef inline void _weight_product(Net* net, Op* op, Py_ssize_t n, floating alpha,
+                                 floating beta, floating* out) noexcept nogil:
+    """out := alpha X.T @ dY + beta out for Dense op over the n rows in its slot buffers: its
+    weight gradient (alpha 1, beta 0) or, folded, its SGD update (alpha -lr, beta 1, out W)."""
+    _gemm(True, False, op.n_in, op.n_out, n, alpha, <floating*>net.act[op.src], op.n_in,
+          <floating*>net.grad[op.dst], op.n_out, beta, out, op.n_out)
+
+
+cdef inline void _lose_dW(Op* op, floating* dtheta) noexcept nogil:
+    """NaN for a fused Dense's dW whose buffers are gone; it is then no longer fused."""
+    cdef Py_ssize_t i
+    for i in range(op.n_in * op.n_out):
+        dtheta[op.w_off + i] = NAN
+    op.fused = False
+
+
 cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
     """Plain SGD where each fused Dense's W := W - lr X.T @ dY is one product (beta 1):
     its dW is neither written nor read (M: ~20 us of a ~205 us step; bench/NOTES.md)."""
@@ -239,9 +255,7 @@ cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil
         if op.kind != OP_DENSE:
             continue
         if op.fused:
-            _gemm(True, False, op.n_in, op.n_out, n, <floating>-net.lr,
-                  <floating*>net.act[op.src], op.n_in, <floating*>net.grad[op.dst], op.n_out,
-                  <floating>1, theta + op.w_off, op.n_out)
+            _weight_product(net, op, n, <floating>-net.lr, <floating>1, theta + op.w_off)
             net.pending = True
             net.pending_n = n
         else:
@@ -257,9 +271,8 @@ cdef void _materialize(Net* net, floating* dtheta) noexcept nogil:
     for k in range(net.first_param_op, net.n_ops):
         op = &net.ops[k]
         if op.kind == OP_DENSE and op.fused:
-            _gemm(True, False, op.n_in, op.n_out, net.pending_n, <floating>1,
-                  <floating*>net.act[op.src], op.n_in, <floating*>net.grad[op.dst], op.n_out,
-                  <floating>0, dtheta + op.w_off, op.n_out)
+            _weight_product(net, op, net.pending_n, <floating>1, <floating>0,
+                            dtheta + op.w_off)
             op.fused = False
     net.pending = False
 
@@ -267,17 +280,12 @@ cdef void _materialize(Net* net, floating* dtheta) noexcept nogil:
 cdef void _drop_pending(Net* net, floating* dtheta) noexcept nogil:
     """A step failed after overwriting the buffers a fused dW would come from: fill that dW
     with NaN rather than leave an older gradient there."""
-    cdef floating* dW
     cdef Op* op
     cdef int k
-    cdef Py_ssize_t i
     for k in range(net.first_param_op, net.n_ops):
         op = &net.ops[k]
         if op.kind == OP_DENSE and op.fused:
-            dW = dtheta + op.w_off
-            for i in range(op.n_in * op.n_out):
-                dW[i] = NAN
-            op.fused = False
+            _lose_dW(op, dtheta)
     net.pending = False
 
 
@@ -318,9 +326,7 @@ cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
                 continue
         if op.fused:  # not proved finite: compute it, and update from it
             op.fused = False
-            _gemm(True, False, op.n_in, op.n_out, n, <floating>1, <floating*>net.act[op.src],
-                  op.n_in, <floating*>net.grad[op.dst], op.n_out, <floating>0,
-                  dtheta + op.w_off, op.n_out)
+            _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
         if not _all_finite(dtheta + op.w_off, size):
             return False
     return True
@@ -329,11 +335,8 @@ cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
 cdef void _drop_first(Net* net, floating* dtheta) noexcept nogil:
     """NaN for the first Dense's pending dW (its X is gone); op.fused is cleared."""
     cdef Op* op = &net.ops[net.first_param_op]
-    cdef Py_ssize_t i
     if op.fused:
-        for i in range(op.n_in * op.n_out):
-            dtheta[op.w_off + i] = NAN
-        op.fused = False
+        _lose_dW(op, dtheta)
 
 
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
