@@ -18,7 +18,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - only in an unbuilt source
 from ._blas import blas_loaded, blas_source, small_gemm_threshold
 from ._checks import first_nonfinite_row
 from ._dense import dense_backward, dense_forward
-from ._executor import Executor
+from ._executor import Executor, Mode
 from ._losses import (
     LOSSES,
     binary_cross_entropy_loss,
@@ -29,10 +29,17 @@ from ._losses import (
 )
 from ._optim import adam_update, sgd_update
 
+# Executor.step's modes: the loss only, also the gradients, also an optimizer update
+MODE_LOSS, MODE_GRAD, MODE_UPDATE = Mode.MODE_LOSS, Mode.MODE_GRAD, Mode.MODE_UPDATE
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
+    "MODE_GRAD",
+    "MODE_LOSS",
+    "MODE_UPDATE",
     "Executor",
+    "Mode",
     "activation_backward",
     "activation_forward",
     "adam_update",

@@ -1,5 +1,4 @@
 from cython cimport floating
-from libc.stdint cimport uint64_t
 
 cdef Py_ssize_t _first_nonfinite_row(const floating* X, Py_ssize_t n,
                                      Py_ssize_t m) noexcept nogil
@@ -7,8 +6,6 @@ cdef Py_ssize_t _first_nonfinite_row(const floating* X, Py_ssize_t n,
 cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil
 
 cdef double _max_abs(const floating* x, Py_ssize_t n) noexcept nogil
-
-cdef uint64_t _fingerprint(const void* data, Py_ssize_t nbytes) noexcept nogil
 
 
 cdef inline bint _overlap(const void* a, Py_ssize_t a_bytes, const void* b,

@@ -12,7 +12,6 @@ cdef extern from "_simd.h" nogil:
     bint bp_all_finite_f64(const double* x, Py_ssize_t n)
     uint32_t bp_max_abs_bits_f32(const float* x, Py_ssize_t n)
     uint64_t bp_max_abs_bits_f64(const double* x, Py_ssize_t n)
-    uint64_t bp_fingerprint(const uint32_t* w, Py_ssize_t n)
 
 
 cdef inline bint _finite(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -84,9 +83,3 @@ def first_nonfinite_row(X):
             found = _first_nonfinite_row(<const double*>view.buf, n, m)
     PyBuffer_Release(&view)
     return found
-
-
-cdef uint64_t _fingerprint(const void* data, Py_ssize_t nbytes) noexcept nogil:
-    """64-bit fingerprint of nbytes (a multiple of 4) at data: any one changed word changes
-    it (see _simd.h). The executor uses it to notice a caller's X changed after a step."""
-    return bp_fingerprint(<const uint32_t*>data, nbytes // 4)

@@ -1,30 +1,26 @@
+import enum
 from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
+class Mode(enum.IntFlag):
+    MODE_PREDICT = -1
+    MODE_LOSS = 0
+    MODE_GRAD = 1
+    MODE_UPDATE = 2
+
 class Executor:
     dtype: np.dtype[Any]
-    capacity: int
     theta: NDArray[Any]
     dtheta: NDArray[Any]
     lr: float
     def __init__(
         self, ops: list[tuple[Any, ...]], theta: NDArray[Any], dtheta: NDArray[Any]
     ) -> None: ...
-    @property
-    def n_in(self) -> int: ...
-    @property
-    def n_out(self) -> int: ...
-    @property
-    def n_slots(self) -> int: ...
     step_count: int
     @property
     def optimizer_state(self) -> dict[str, NDArray[Any]]: ...
-    def reserve(self, capacity: int) -> None: ...
-    def sync_gradients(self, first_layer: bool = True) -> None: ...
-    @property
-    def gradients_pending(self) -> bool: ...
     def set_loss(self, name: str, param: float = 1.0) -> None: ...
     training: bool
     def seed(self, value: int) -> None: ...
@@ -41,21 +37,27 @@ class Executor:
         self,
         X: NDArray[Any],
         T: NDArray[Any],
-        mode: int = 2,
-        W: NDArray[Any] | None = None,
+        mode: int = ...,
+        sample_weight: NDArray[Any] | None = None,
         exact: Literal[False] = False,
     ) -> float: ...
     @overload
-    def step(self, X: Any, T: Any, mode: int, W: None, exact: Literal[True]) -> float | None: ...
+    def step(
+        self, X: Any, T: Any, mode: int = ..., sample_weight: None = None, *, exact: Literal[True]
+    ) -> float | None: ...
     def run_epoch(
         self,
         X: NDArray[Any],
         T: NDArray[Any],
         perm: NDArray[np.int64] | None,
         batch_size: int,
-        W: NDArray[Any] | None = None,
+        sample_weight: NDArray[Any] | None = None,
     ) -> float: ...
     def evaluate(
-        self, X: NDArray[Any], T: NDArray[Any], chunk: int = 1024, W: NDArray[Any] | None = None
+        self,
+        X: NDArray[Any],
+        T: NDArray[Any],
+        chunk: int = 1024,
+        sample_weight: NDArray[Any] | None = None,
     ) -> float: ...
     def predict(self, X: NDArray[Any], out: NDArray[Any], chunk: int = 1024) -> None: ...

@@ -13,10 +13,8 @@ backward pass; out of training it copies. Its random stream is the executor's ow
 
 Plain SGD (no momentum, no weight decay) folds the update of each Dense with at least
 AXPY_PARAMS weights into its weight-gradient product, W := W - lr X.T @ dY (beta 1), and does
-not write that dW; it is *pending*, computed into dtheta from the step's buffers by
-``sync_gradients`` (``layer.dW`` calls it) or before any call that overwrites them. The
-first Dense's X is the caller's array: the executor keeps it with a fingerprint and refuses to
-compute from it once it has changed.
+not write that dW: an update step leaves no gradients to read. Gradients come from a gradient
+step (MODE_GRAD), which never folds.
 
 Faults: a batch whose loss or any gradient is not finite raises FloatingPointError before the
 update (the parameters and optimizer state stay those of the previous step); ``run_epoch``
@@ -40,7 +38,7 @@ import numpy as np
 
 from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
 from ._blas cimport _axpy, _ensure_blas, _gemm
-from ._checks cimport _all_finite, _fingerprint, _max_abs
+from ._checks cimport _all_finite, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
 from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _sgd_update
@@ -68,7 +66,8 @@ cdef enum OptKind:
     OPT_SGD = 1
     OPT_ADAM = 2
 
-cdef enum Mode:
+cpdef enum Mode:
+    # Executor.step's modes (Python: Mode.MODE_LOSS, ...; backprop_core.MODE_LOSS, ...)
     MODE_PREDICT = -1  # forward only
     MODE_LOSS = 0      # forward + loss value
     MODE_GRAD = 1      # + backward into dtheta
@@ -84,7 +83,7 @@ cdef struct Op:
     bint need_dx              # Dense: propagate to the input (False for the first Dense)
     void* mask                # dropout: (capacity, n_out) keep-mask scaled by 1 / (1 - p)
     bint fusable              # Dense: W large enough to fold plain SGD into the dW product
-    bint fused                # Dense: dW is not in dtheta (folded into the last update)
+    bint fused                # Dense: this step folds its update into the dW product
 
 
 cdef struct Net:
@@ -111,11 +110,7 @@ cdef struct Net:
     Py_ssize_t t              # optimizer steps taken (Adam bias correction)
     void* state1              # SGD velocity / Adam m
     void* state2              # Adam v
-    bint pending              # some op.fused: dtheta lacks their dW until _materialize
-    Py_ssize_t pending_n      # rows of the step those dW belong to
-    bint borrows_x            # the first Dense is fusable and reads the caller's X
     bint any_fusable          # some Dense is fusable (else plain SGD stays one pass)
-    bint first_lost           # that X changed before its pending dW was computed (NaN)
 
 
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
@@ -201,8 +196,8 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
     if (net.opt_kind == OPT_SGD and net.momentum == 0 and net.weight_decay == 0
             and net.n_params >= AXPY_PARAMS):
         # theta -= lr dtheta on BLAS's threads: each core updates the part of theta whose
-        # gradient its share of the last product wrote, where a one-thread loop pulled the
-        # other core's half across (M: ~50 -> ~25 us over forward + backward; bench/NOTES.md)
+        # gradient its share of the last product wrote, where a one-thread loop would pull
+        # the other core's half across (bench/NOTES.md)
         _axpy(net.n_params, <floating>-net.lr, <floating*>net.dtheta, theta)
     elif net.opt_kind == OPT_SGD:
         _sgd_update(theta, <floating*>net.dtheta, <floating*>net.state1, net.n_params, net.lr,
@@ -235,17 +230,9 @@ cdef inline void _weight_product(Net* net, Op* op, Py_ssize_t n, floating alpha,
           <floating*>net.grad[op.dst], op.n_out, beta, out, op.n_out)
 
 
-cdef inline void _lose_dW(Op* op, floating* dtheta) noexcept nogil:
-    """NaN for a fused Dense's dW whose buffers are gone; it is then no longer fused."""
-    cdef Py_ssize_t i
-    for i in range(op.n_in * op.n_out):
-        dtheta[op.w_off + i] = NAN
-    op.fused = False
-
-
 cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil:
     """Plain SGD where each fused Dense's W := W - lr X.T @ dY is one product (beta 1):
-    its dW is neither written nor read (M: ~20 us of a ~205 us step; bench/NOTES.md)."""
+    its dW is neither written nor read."""
     cdef floating* dtheta = <floating*>net.dtheta
     cdef Op* op
     cdef int k
@@ -256,37 +243,9 @@ cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil
             continue
         if op.fused:
             _weight_product(net, op, n, <floating>-net.lr, <floating>1, theta + op.w_off)
-            net.pending = True
-            net.pending_n = n
         else:
             _sgd_range(net, theta + op.w_off, dtheta + op.w_off, op.n_in * op.n_out)
         _sgd_range(net, theta + op.b_off, dtheta + op.b_off, op.n_out)
-
-
-cdef void _materialize(Net* net, floating* dtheta) noexcept nogil:
-    """dW := X.T @ dY into dtheta for every fused Dense, from the buffers of the step that
-    folded it (still intact: every call that would overwrite them comes here first)."""
-    cdef Op* op
-    cdef int k
-    for k in range(net.first_param_op, net.n_ops):
-        op = &net.ops[k]
-        if op.kind == OP_DENSE and op.fused:
-            _weight_product(net, op, net.pending_n, <floating>1, <floating>0,
-                            dtheta + op.w_off)
-            op.fused = False
-    net.pending = False
-
-
-cdef void _drop_pending(Net* net, floating* dtheta) noexcept nogil:
-    """A step failed after overwriting the buffers a fused dW would come from: fill that dW
-    with NaN rather than leave an older gradient there."""
-    cdef Op* op
-    cdef int k
-    for k in range(net.first_param_op, net.n_ops):
-        op = &net.ops[k]
-        if op.kind == OP_DENSE and op.fused:
-            _lose_dW(op, dtheta)
-    net.pending = False
 
 
 # Largest batch for which the bound in _gradients_finite holds in float32: n rounding errors
@@ -332,17 +291,10 @@ cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
     return True
 
 
-cdef void _drop_first(Net* net, floating* dtheta) noexcept nogil:
-    """NaN for the first Dense's pending dW (its X is gone); op.fused is cleared."""
-    cdef Op* op = &net.ops[net.first_param_op]
-    if op.fused:
-        _lose_dW(op, dtheta)
-
-
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
                       Py_ssize_t n, int mode, double* loss) noexcept nogil:
     """Forward X:(n, n_in), loss against T (row weights w or NULL), then (by mode) backward
-    and update. A folded update leaves dW of the large Dense layers pending (_materialize).
+    and update. A folded update does not write the dW of the large Dense layers.
 
     Returns -1; the batch row of the first invalid target; or, in update mode,
     STEP_NONFINITE when the loss or a gradient is not finite. Nothing is updated unless -1.
@@ -358,14 +310,10 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
     if mode == MODE_LOSS:
         return bad
     if bad >= 0 or (mode == MODE_UPDATE and not isfinite(loss[0])):
-        _drop_pending(net, <floating*>net.dtheta)
         return bad if bad >= 0 else STEP_NONFINITE
     _backward(net, <floating*>net.theta, n, train, fuse)
-    net.pending = False  # the backward wrote every dW that is not fused in this step
-    net.first_lost = False
     if mode == MODE_UPDATE:
         if not _gradients_finite(net, <floating*>net.dtheta, n):
-            _drop_pending(net, <floating*>net.dtheta)
             return STEP_NONFINITE
         if fuse:
             _update_folded(net, <floating*>net.theta, n)
@@ -471,6 +419,55 @@ cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
         start += nb
 
 
+cdef enum CallKind:
+    CALL_STEP = 0
+    CALL_EPOCH = 1
+    CALL_EVALUATE = 2
+    CALL_PREDICT = 3
+
+
+cdef struct Call:
+    # one compiled entry's arguments, whatever the dtype (see _run)
+    int kind                  # CallKind
+    int mode                  # CALL_STEP: a Mode
+    const void* x             # X:(n, n_in)
+    const void* t             # targets, t_row bytes per row
+    Py_ssize_t t_row
+    const void* w             # row weights (n,) or NULL
+    const int64_t* perm       # CALL_EPOCH: row order or NULL
+    Py_ssize_t n              # rows
+    Py_ssize_t rows           # CALL_EPOCH: batch size; CALL_EVALUATE/PREDICT: chunk
+    void* gx                  # CALL_EPOCH: gathered batch X, T, w
+    void* gt
+    void* gw
+    void* out                 # CALL_PREDICT: (n, n_out)
+    double loss               # result: the (weighted mean) loss
+    Py_ssize_t at             # result of CALL_EPOCH: first row of the batch not taken
+
+
+cdef Py_ssize_t _call(Net* net, Call* c, floating* theta) noexcept nogil:
+    """Run the entry c describes in the dtype of theta (net.theta)."""
+    if c.kind == CALL_STEP:
+        return _step(net, <const floating*>c.x, c.t, <const floating*>c.w, c.n, c.mode,
+                     &c.loss)
+    if c.kind == CALL_EPOCH:
+        return _epoch(net, <const floating*>c.x, <const char*>c.t, c.t_row,
+                      <const floating*>c.w, c.perm, c.n, c.rows, <floating*>c.gx,
+                      <char*>c.gt, <floating*>c.gw, &c.loss, &c.at)
+    if c.kind == CALL_EVALUATE:
+        return _evaluate(net, <const floating*>c.x, <const char*>c.t, c.t_row,
+                         <const floating*>c.w, c.n, c.rows, &c.loss)
+    _predict(net, <const floating*>c.x, c.n, c.rows, <floating*>c.out)
+    return -1
+
+
+cdef inline Py_ssize_t _run(Net* net, Call* c, bint single) noexcept nogil:
+    """The one float32/float64 dispatch of the executor's entries."""
+    if single:
+        return _call(net, c, <float*>net.theta)
+    return _call(net, c, <double*>net.theta)
+
+
 cdef void* _acquire(Py_buffer* view, obj, str name, const char* kinds, Py_ssize_t itemsize,
                     Py_ssize_t count, bint writable) except NULL:
     """Fill *view with obj's buffer, checked against what the caller needs (format char in
@@ -509,13 +506,14 @@ cdef class Executor:
 
     ops: list of ("dense", n_in, n_out, w_off, b_off), ("dropout", width, p) or
     (activation_name, width, alpha).
-    theta, dtheta: 1-D C-contiguous float32 or float64 arrays of one dtype; they are used in
-    place (the caller's views of them see every update).
+    theta, dtheta: 1-D C-contiguous float32 or float64 arrays of one dtype, distinct memory;
+    they are used in place (the caller's views of them see every update). dtheta holds the
+    gradients of the last MODE_GRAD step; an update step may leave parts of it stale.
     """
     cdef Net net
     cdef readonly object dtype
-    cdef readonly Py_ssize_t capacity
     cdef readonly object theta, dtheta
+    cdef Py_ssize_t _capacity
     cdef object _state1, _state2
     cdef list _buffers
     cdef bint _busy
@@ -523,10 +521,6 @@ cdef class Executor:
     cdef bytes _fmt
     cdef list _widths
     cdef object _gather_x, _gather_t, _gather_w  # fit's shuffled batch (bytes for targets)
-    # the caller's X of the last step when a dW computed from it is pending, and its
-    # fingerprint: the caller may change X in place before the gradient is read (_settle)
-    cdef object _x_obj
-    cdef uint64_t _x_print
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -544,6 +538,9 @@ cdef class Executor:
                 or not dtheta.flags.writeable):
             raise ValueError("theta and dtheta must be writable 1-D C-contiguous arrays of "
                              "one shape")
+        if np.shares_memory(theta, dtheta):
+            raise ValueError("theta and dtheta must not share memory (a gradient would "
+                             "overwrite the parameters it is computed from)")
         if not ops:
             raise ValueError("ops must not be empty")
         self.dtype = theta.dtype
@@ -566,7 +563,7 @@ cdef class Executor:
         self.net.opt_kind = OPT_NONE
         self.net.training = True
         self.net.rng = 0
-        self.capacity = 0
+        self._capacity = 0
         self._buffers = []
 
     def __dealloc__(self):
@@ -603,8 +600,6 @@ cdef class Executor:
                 op.need_dx = seen_param
                 op.fusable = op.n_in * op.n_out >= AXPY_PARAMS
                 self.net.any_fusable = self.net.any_fusable or op.fusable
-                if not seen_param:
-                    self.net.borrows_x = op.fusable and op.src == 0
                 if not seen_param:
                     self.net.first_param_op = k
                 seen_param = True
@@ -663,31 +658,9 @@ cdef class Executor:
         self.net.n_out = width
         self._widths = widths
 
-    @property
-    def n_in(self):
-        return self.net.n_in
-
-    @property
-    def n_out(self):
-        return self.net.n_out
-
-    @property
-    def n_slots(self):
-        return self.net.n_slots
-
-    def reserve(self, Py_ssize_t capacity):
-        """Make room for batches of up to `capacity` rows (buffers only ever grow)."""
-        self._check_idle()
-        self._busy = True  # growing computes a pending gradient first (_settle)
-        try:
-            self._reserve(capacity)
-        finally:
-            self._busy = False
-
     cdef int _reserve(self, Py_ssize_t capacity) except -1:
-        if capacity <= self.capacity:
+        if capacity <= self._capacity:
             return 0
-        self._settle()  # the buffers a pending dW is computed from are about to go
         cdef int k
         buffers = []
         for s in range(1, self.net.n_slots):
@@ -702,77 +675,8 @@ cdef class Executor:
                 self.net.ops[k].mask = <void*><size_t>a.ctypes.data
                 buffers.append(a)
         self._buffers = buffers
-        self.capacity = capacity
+        self._capacity = capacity
         return 0
-
-    cdef int _settle(self) except -1:
-        """Compute into dtheta every dW the last update folded, before anything overwrites the
-        buffers it comes from (the caller holds the executor). When the caller's X, which the
-        first layer's dW needs, changed in place since, that dW is NaN and first_lost is set."""
-        cdef Py_buffer view
-        cdef bint same = True
-        if not self.net.pending:
-            return 0
-        if self._x_obj is not None:
-            memset(&view, 0, sizeof(Py_buffer))
-            try:
-                PyObject_GetBuffer(self._x_obj, &view, PyBUF_C_CONTIGUOUS)
-                same = (view.buf == self.net.act[0] and view.len == self.net.pending_n
-                        * self.net.n_in * self._itemsize
-                        and _fingerprint(view.buf, view.len) == self._x_print)
-            except (BufferError, TypeError, ValueError):
-                same = False
-            finally:
-                PyBuffer_Release(&view)
-        with nogil:
-            if self._itemsize == 4:
-                if not same:
-                    _drop_first(&self.net, <float*>self.net.dtheta)
-                _materialize(&self.net, <float*>self.net.dtheta)
-            else:
-                if not same:
-                    _drop_first(&self.net, <double*>self.net.dtheta)
-                _materialize(&self.net, <double*>self.net.dtheta)
-        self._x_obj = None  # only now: it may hold the last reference to the memory just read
-        if not same:
-            self.net.first_lost = True
-        return 0
-
-    cdef int _borrow(self, X, const void* x, Py_ssize_t n) except -1:
-        """After a step on the caller's X: keep X (and its fingerprint) while the first
-        layer's dW is pending, so reading it later can compute it or see X has changed."""
-        self._x_obj = None
-        if self.net.pending and self.net.borrows_x and self.net.ops[self.net.first_param_op].fused:
-            with nogil:
-                self._x_print = _fingerprint(x, n * self.net.n_in * self._itemsize)
-            self._x_obj = X
-        return 0
-
-    def sync_gradients(self, bint first_layer=True):
-        """Make dtheta hold the last step's gradients in full.
-
-        A plain-SGD update step folds W -= lr X.T @ dY into one product for each large Dense
-        and leaves that dW out of dtheta; this computes it from the step's saved buffers (a
-        no-op when nothing is pending). Every other call that needs them does this first.
-        The first Dense's dW needs the caller's X: if X changed in place since the step, that
-        dW is NaN and, with first_layer, this raises RuntimeError."""
-        self._check_idle()
-        self._busy = True
-        try:
-            self._settle()
-        finally:
-            self._busy = False
-        if self.net.first_lost and first_layer:
-            raise RuntimeError(
-                "the first layer's weight gradient cannot be computed: the X given to the "
-                "last train_step changed in place after it (plain SGD folds that gradient "
-                "into the update and computes it from X when read); use model.gradients(X, y) "
-                "to compute gradients explicitly")
-
-    @property
-    def gradients_pending(self):
-        """True while dtheta lacks a dW that the last update folded (see sync_gradients)."""
-        return self.net.pending
 
     def set_loss(self, str name, double param=1.0):
         """Choose the loss: one of LOSSES; param is Huber's delta (> 0)."""
@@ -881,23 +785,19 @@ cdef class Executor:
         if n < 1:
             raise ValueError(f"X must hold at least one row, got {n}")
         self._busy = True
-        if mode < MODE_GRAD:
-            try:
-                self._settle()  # this call overwrites the buffers a pending dW comes from
-            except BaseException:
-                self._busy = False
-                raise
         return 0
 
     cdef void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except NULL:
         """Pointer to X:(n, n_in) of the network's dtype."""
         return _acquire(buf, X, "X", self._fmt, self._itemsize, _count(n, self.net.n_in), False)
 
-    cdef const void* _weights(self, Py_buffer* buf, W, Py_ssize_t n) except? NULL:
-        """Pointer to the row weights W:(n,) of the network's dtype, or NULL for None."""
-        if W is None:
+    cdef const void* _weights(self, Py_buffer* buf, sample_weight, Py_ssize_t n) except? NULL:
+        """Pointer to the row weights sample_weight:(n,) of the network's dtype, or NULL for
+        None."""
+        if sample_weight is None:
             return NULL
-        return _acquire(buf, W, "W", self._fmt, self._itemsize, n, False)
+        return _acquire(buf, sample_weight, "sample_weight", self._fmt, self._itemsize, n,
+                        False)
 
     cdef void* _targets(self, Py_buffer* buf, T, Py_ssize_t n, Py_ssize_t* row_bytes) except NULL:
         """Pointer to T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the
@@ -908,30 +808,29 @@ cdef class Executor:
         row_bytes[0] = self._itemsize * self.net.n_out
         return _acquire(buf, T, "T", self._fmt, self._itemsize, _count(n, self.net.n_out), False)
 
-    def step(self, X, T, int mode=MODE_UPDATE, W=None, bint exact=False):
+    def step(self, X, T, int mode=MODE_UPDATE, sample_weight=None, bint exact=False):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
 
-        mode 0: loss only; 1: also gradients into dtheta; 2: also an optimizer step.
+        mode: MODE_LOSS (loss only), MODE_GRAD (also the gradients into dtheta) or
+        MODE_UPDATE (also an optimizer step).
         T: (n,) int64 labels for softmax cross-entropy, else (n, n_out) of the dtype.
-        W: (n,) row weights of the dtype, or None. Returns the (weighted) mean loss.
-        exact=True is the fast path for inputs that need no conversion: it returns None,
-        running nothing, unless W is None, X is a finite 2-D C-contiguous (n >= 1, n_in)
-        array of the dtype and T exactly the shape and dtype above (finite).
+        sample_weight: (n,) row weights of the dtype, or None. Returns the (weighted) mean
+        loss. exact=True is the fast path for inputs that need no conversion: it returns
+        None, running nothing, unless sample_weight is None, X is a finite 2-D C-contiguous
+        (n >= 1, n_in) array of the dtype and T exactly the shape and dtype above (finite).
         """
         if not MODE_LOSS <= mode <= MODE_UPDATE:
-            raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
-        cdef Py_ssize_t n, row_bytes, bad
+            raise ValueError(f"mode must be MODE_LOSS, MODE_GRAD or MODE_UPDATE, got {mode}")
+        cdef Py_ssize_t n, bad
         cdef Py_buffer bx, bt, bw
-        cdef void* x
-        cdef void* t
-        cdef const void* w = NULL
-        cdef double loss = 0
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
         memset(&bx, 0, sizeof(Py_buffer))
         memset(&bt, 0, sizeof(Py_buffer))
         memset(&bw, 0, sizeof(Py_buffer))
         if exact:
             # the fast path keeps the buffers _exact took (taking them twice cost ~0.1 us)
-            if W is not None or not self._exact(X, T, &bx, &bt):
+            if sample_weight is not None or not self._exact(X, T, &bx, &bt):
                 return None
             n = bx.shape[0]
         else:
@@ -944,20 +843,16 @@ cdef class Executor:
             raise
         try:
             if exact:
-                x, t = bx.buf, bt.buf
+                c.x, c.t = bx.buf, bt.buf
             else:
-                x = self._input(&bx, X, n)
-                t = self._targets(&bt, T, n, &row_bytes)
-                w = self._weights(&bw, W, n)
-            if n > self.capacity:  # after the checks: n comes from len(X), not the buffer
+                c.x = self._input(&bx, X, n)
+                c.t = self._targets(&bt, T, n, &c.t_row)
+                c.w = self._weights(&bw, sample_weight, n)
+            if n > self._capacity:  # after the checks: n comes from len(X), not the buffer
                 self._reserve(n)
+            c.kind, c.mode, c.n = CALL_STEP, mode, n
             with nogil:
-                if self._itemsize == 4:
-                    bad = _step(&self.net, <float*>x, t, <float*>w, n, mode, &loss)
-                else:
-                    bad = _step(&self.net, <double*>x, t, <double*>w, n, mode, &loss)
-            if mode >= MODE_GRAD:
-                self._borrow(X, x, n)
+                bad = _run(&self.net, &c, self._itemsize == 4)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
@@ -966,69 +861,54 @@ cdef class Executor:
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         if bad == STEP_NONFINITE:
-            raise FloatingPointError(f"the loss ({loss}) or a gradient is not finite; no update "
-                                     f"was made (the parameters are unchanged)")
-        return loss
+            raise FloatingPointError(f"the loss ({c.loss}) or a gradient is not finite; no "
+                                     f"update was made (the parameters are unchanged)")
+        return c.loss
 
-    def run_epoch(self, X, T, perm, Py_ssize_t batch_size, W=None):
-        """Mini-batch updates over all of X:(N, n_in), T (and row weights W:(N,) or None) in
-        the order perm:(N,) int64 (or None: as stored). Returns the mean of the batch losses
-        weighted by batch weight (by batch size without W).
+    def run_epoch(self, X, T, perm, Py_ssize_t batch_size, sample_weight=None):
+        """Mini-batch updates over all of X:(N, n_in), T (and row weights sample_weight:(N,)
+        or None) in the order perm:(N,) int64 (or None: as stored). Returns the mean of the
+        batch losses weighted by batch weight (by batch size without sample_weight).
 
         Raises FloatingPointError at the first batch with a non-finite loss or gradient, and
         KeyboardInterrupt (or whatever a signal handler raises) at a batch boundary; the
         earlier batches' updates stay made, the failing one's is not."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        cdef Py_ssize_t N = len(X), row_bytes, bad, at = 0
-        cdef Py_buffer views[7]  # X, T, perm, gathered X, gathered T, W, gathered W
+        cdef Py_ssize_t N = len(X), bad
+        cdef Py_buffer views[7]  # X, T, perm, gathered X, gathered T, weights, gathered weights
         cdef int i
-        cdef void* x
-        cdef void* t
-        cdef void* gx
-        cdef void* gt
-        cdef const void* w
-        cdef void* gw = NULL
-        cdef void* p = NULL
-        cdef double loss = 0
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
         memset(views, 0, sizeof(views))
         self._enter(MODE_UPDATE, N)
         try:
-            if self._x_obj is not None:
-                self._settle()  # a train_step's X: the epoch does not keep it
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
-            x = self._input(&views[0], X, N)
-            t = self._targets(&views[1], T, N, &row_bytes)
+            c.x = self._input(&views[0], X, N)
+            c.t = self._targets(&views[1], T, N, &c.t_row)
             if self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in:
-                self._settle()  # a pending dW may come from the old gather buffer
                 self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
-            if self._gather_t is None or len(self._gather_t) < batch_size * row_bytes:
-                self._gather_t = np.empty(batch_size * row_bytes, dtype=np.uint8)
-            gx = _acquire(&views[3], self._gather_x, "gather", self._fmt, self._itemsize,
-                          len(self._gather_x), True)
-            gt = _acquire(&views[4], self._gather_t, "gather", b"B", 1, len(self._gather_t), True)
-            w = self._weights(&views[5], W, N)
-            if w != NULL:
+            if self._gather_t is None or len(self._gather_t) < batch_size * c.t_row:
+                self._gather_t = np.empty(batch_size * c.t_row, dtype=np.uint8)
+            c.gx = _acquire(&views[3], self._gather_x, "gather", self._fmt, self._itemsize,
+                            len(self._gather_x), True)
+            c.gt = _acquire(&views[4], self._gather_t, "gather", b"B", 1, len(self._gather_t),
+                            True)
+            c.w = self._weights(&views[5], sample_weight, N)
+            if c.w != NULL:
                 if self._gather_w is None or len(self._gather_w) < batch_size:
                     self._gather_w = np.empty(batch_size, dtype=self.dtype)
-                gw = _acquire(&views[6], self._gather_w, "gather", self._fmt, self._itemsize,
-                              len(self._gather_w), True)
+                c.gw = _acquire(&views[6], self._gather_w, "gather", self._fmt, self._itemsize,
+                                len(self._gather_w), True)
             if perm is not None:
-                p = _acquire(&views[2], perm, "perm", b"lq", sizeof(int64_t), N, False)
-                if not _in_range(<int64_t*>p, N):
+                c.perm = <const int64_t*>_acquire(&views[2], perm, "perm", b"lq",
+                                                  sizeof(int64_t), N, False)
+                if not _in_range(c.perm, N):
                     raise ValueError(f"perm must hold row indices in [0, {N})")
+            c.kind, c.n, c.rows = CALL_EPOCH, N, batch_size
             with nogil:
-                if self._itemsize == 4:
-                    bad = _epoch(&self.net, <float*>x, <char*>t, row_bytes, <float*>w,
-                                 <int64_t*>p, N, batch_size, <float*>gx, <char*>gt,
-                                 <float*>gw, &loss, &at)
-                else:
-                    bad = _epoch(&self.net, <double*>x, <char*>t, row_bytes, <double*>w,
-                                 <int64_t*>p, N, batch_size, <double*>gx, <char*>gt,
-                                 <double*>gw, &loss, &at)
-            if self.net.act[0] != gx:  # the last batch's X is the caller's: done with it here
-                self._settle()
+                bad = _run(&self.net, &c, self._itemsize == 4)
         finally:
             self._busy = False
             for i in range(7):
@@ -1039,35 +919,29 @@ cdef class Executor:
             _raise_pending()
         if bad == STEP_NONFINITE:
             raise FloatingPointError(
-                f"the loss or a gradient is not finite in the batch starting at row {at} of "
-                f"the epoch ({at // batch_size} batches done); no update was made for it")
-        return loss
+                f"the loss or a gradient is not finite in the batch starting at row {c.at} of "
+                f"the epoch ({c.at // batch_size} batches done); no update was made for it")
+        return c.loss
 
-    def evaluate(self, X, T, Py_ssize_t chunk=1024, W=None):
-        """(Weighted) mean loss over X:(N, n_in) against T (row weights W:(N,) or None),
-        without gradients or dropout, `chunk` rows at a time."""
-        cdef Py_ssize_t N = len(X), row_bytes, bad
+    def evaluate(self, X, T, Py_ssize_t chunk=1024, sample_weight=None):
+        """(Weighted) mean loss over X:(N, n_in) against T (row weights sample_weight:(N,) or
+        None), without gradients or dropout, `chunk` rows at a time."""
+        cdef Py_ssize_t N = len(X), bad
         cdef Py_buffer bx, bt, bw
-        cdef void* x
-        cdef void* t
-        cdef const void* w
-        cdef double loss = 0
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
         memset(&bx, 0, sizeof(Py_buffer))
         memset(&bt, 0, sizeof(Py_buffer))
         memset(&bw, 0, sizeof(Py_buffer))
         self._enter(MODE_LOSS, N)
         try:
-            chunk = self._chunk(chunk, N)
-            x = self._input(&bx, X, N)
-            t = self._targets(&bt, T, N, &row_bytes)
-            w = self._weights(&bw, W, N)
+            c.rows = self._chunk(chunk, N)
+            c.x = self._input(&bx, X, N)
+            c.t = self._targets(&bt, T, N, &c.t_row)
+            c.w = self._weights(&bw, sample_weight, N)
+            c.kind, c.n = CALL_EVALUATE, N
             with nogil:
-                if self._itemsize == 4:
-                    bad = _evaluate(&self.net, <float*>x, <char*>t, row_bytes, <float*>w, N,
-                                    chunk, &loss)
-                else:
-                    bad = _evaluate(&self.net, <double*>x, <char*>t, row_bytes, <double*>w, N,
-                                    chunk, &loss)
+                bad = _run(&self.net, &c, self._itemsize == 4)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
@@ -1075,27 +949,25 @@ cdef class Executor:
             PyBuffer_Release(&bw)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
-        return loss
+        return c.loss
 
     def predict(self, X, out, Py_ssize_t chunk=1024):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
         cdef Py_ssize_t N = len(X)
         cdef Py_buffer bx, bo
-        cdef void* x
-        cdef void* o
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
         memset(&bx, 0, sizeof(Py_buffer))
         memset(&bo, 0, sizeof(Py_buffer))
         self._enter(MODE_PREDICT, N)
         try:
-            chunk = self._chunk(chunk, N)
-            x = self._input(&bx, X, N)
-            o = _acquire(&bo, out, "out", self._fmt, self._itemsize, _count(N, self.net.n_out),
-                         True)
+            c.rows = self._chunk(chunk, N)
+            c.x = self._input(&bx, X, N)
+            c.out = _acquire(&bo, out, "out", self._fmt, self._itemsize,
+                             _count(N, self.net.n_out), True)
+            c.kind, c.n = CALL_PREDICT, N
             with nogil:
-                if self._itemsize == 4:
-                    _predict(&self.net, <float*>x, N, chunk, <float*>o)
-                else:
-                    _predict(&self.net, <double*>x, N, chunk, <double*>o)
+                _run(&self.net, &c, self._itemsize == 4)
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
@@ -1136,7 +1008,7 @@ cdef class Executor:
         """Rows per forward pass: at least 1, at most `chunk` unless the buffers already hold
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
-        return self.capacity
+        return self._capacity
 
 
 # X items from which the fast path's finiteness scan releases the GIL (64 KB of float32:

@@ -57,22 +57,6 @@ BP_SCANS(float, uint32_t, 0x7f800000u, 0x00800000u, f32)
 BP_SCANS(double, uint64_t, 0x7ff0000000000000ull, 0x0010000000000000ull, f64)
 #undef BP_SCANS
 
-/* A 64-bit fingerprint of n 32-bit words, to notice that a caller's array changed in place.
- * 64 lanes each run acc := (acc ^ w) * K over every 64th word: both steps are bijections, so
- * changing any one word always changes its lane; the lanes are then combined as a polynomial
- * in an odd constant mod 2**64, which keeps that. Vectorises (vpmulld); ~16 bytes a cycle. */
-BP_CLONES BP_UNUSED static uint64_t bp_fingerprint(const uint32_t* w, Py_ssize_t n) {
-    uint32_t acc[64];
-    for (int j = 0; j < 64; j++) acc[j] = 0x811c9dc5u + (uint32_t)j;
-    Py_ssize_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (int j = 0; j < 64; j++) acc[j] = (acc[j] ^ w[i + j]) * 0x9e3779b1u;
-    for (int j = 0; i + j < n; j++) acc[j] = (acc[j] ^ w[i + j]) * 0x9e3779b1u;
-    uint64_t h = (uint64_t)n;
-    for (int j = 0; j < 64; j++) h = h * 0x100000001b3ull + acc[j];
-    return h;
-}
-
 /* x[i] := exp(x[i]) for float32, in place (one pointer: no aliasing check), vectorisable
  * (libm's expf is a scalar call, ~3 ns each: the softmax cross-entropy's exponentials were a seventh of a 64-32-10 step). Cephes' expf:
  * x = k ln2 + r with |r| <= ln2/2 (k rounded by the 1.5 * 2**23 trick, r by a two-part ln2),

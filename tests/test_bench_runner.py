@@ -17,14 +17,21 @@ TOLS = {"rtol": 1e-4, "atol": 1e-6}  # float32 steps, summed in different orders
 
 def test_runner_quick_case_t_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")  # the runner must drop it for itself
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_L2_SIZE"}  # just one set
+    env["OPENBLAS_CORETYPE"] = "Haswell"  # the runner keeps it, and says so on top
     proc = subprocess.run(
         [sys.executable, "-m", "backprop.bench", "--quick", "--cases", "T", "--tools",
          "ours,ours_fit,numpy,gemm", "--repeat", "1", "--no-import-time", "--json", str(out)],
         capture_output=True, text=True, env=env, timeout=120, check=True,
     )  # fmt: skip
-    assert "unset OPENBLAS_CORETYPE=Haswell" in proc.stdout
     report = json.loads(out.read_text())
+    note = report["meta"]["environment"]
+    assert note.startswith("environment: NOTE: OPENBLAS_CORETYPE=Haswell is set")
+    assert "OPENBLAS_L2_SIZE=" not in note
+    assert "Haswell kernel" in note  # the kernel OpenBLAS runs, from threadpoolctl
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m backprop.bench" in note
+    assert "\n\n" + note + "\n" in proc.stdout  # atop the report
+    assert proc.stdout.startswith(note.split(" (")[0])  # and before the first timing
     assert report["cases"] == ["T"]
     assert report["tools"] == ["ours", "ours_fit", "numpy", "gemm"]
     assert {"date", "cpu", "blas", "environment"} <= report["meta"].keys()

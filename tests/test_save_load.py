@@ -141,7 +141,7 @@ def test_custom_classes_are_not_saved(tmp_path) -> None:
         pass
 
     model = bp.Sequential([bp.Dense(2, 2), MyReLU(), bp.Dense(2, 1)])
-    with pytest.raises(TypeError, match=r"cannot save layers\[1\] of type MyReLU"):
+    with pytest.raises(TypeError, match=r"cannot describe layers\[1\] of type MyReLU"):
         model.save(tmp_path / "m.npz")
     assert not list(tmp_path.iterdir())
 
@@ -261,9 +261,9 @@ def test_a_crafted_object_array_is_refused_without_running_pickle(tmp_path) -> N
         (lambda c: c["layers"][0]["config"].update({"in_features": -1}), "in_features"),
         (lambda c: c.update({"dtype": "int8"}), "dtype must be"),
         (lambda c: c.pop("layers"), "missing entry 'layers'"),
-        (lambda c: c["optimizer"].update({"steps": -3}), "steps must be an integer"),
+        (lambda c: c["optimizer"].update({"steps": -3}), r"'steps' must be in \[0, 2\*\*62\)"),
         (lambda c: c.update({"loss": {"class": "eval", "config": {}}}), "unknown class 'eval'"),
-        (lambda c: c["layers"].pop(), "expected float32 of shape"),
+        (lambda c: c["layers"].pop(), r"'theta' holds \(123,\) values; the layers described need"),
         (lambda c: c.update({"dropout_rng": -1}), "dropout_rng"),
         (lambda c: c.update({"dropout_rng": 2**64}), "dropout_rng"),
         (lambda c: c.update({"dropout_rng": "x"}), "dropout_rng"),
@@ -390,5 +390,5 @@ def test_a_huge_layer_in_the_description_is_refused_before_allocating(tmp_path) 
     config["layers"][2]["config"]["in_features"] = 1_000_000
     bad = _rewrite(path, tmp_path / "huge.npz", config=_config_bytes(config))
     # 10^11 float32 weights would need 400 GB: the size check comes first
-    with pytest.raises(bp.ModelFileError, match=r"'theta': expected float32 of shape \(100"):
+    with pytest.raises(bp.ModelFileError, match=r"'theta' holds \(\d+,\) values; the layers described need \(100"):
         bp.load(bad)

@@ -6,6 +6,8 @@ model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.5))
 history = model.fit(X, y, epochs=10, batch_size=32)
 """
 
+import os
+
 from .callbacks import (
     Callback,
     CosineDecay,
@@ -30,13 +32,11 @@ from .layers import (
     Tanh,
 )
 from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
-from .model import Sequential
+from .model import Sequential, load
 from .optimizers import SGD, Adam, Optimizer
 from .serialization import ModelFileError
-from .serialization import load_model as load
 from .training import History
 
-__version__ = "0.1.0"
 
 __all__ = [
     "MAE",
@@ -72,4 +72,21 @@ __all__ = [
     "explain",
     "gradcheck",
     "load",
+    "save",
 ]
+
+
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
+    """Write `model` to `path` (model.save(path)); backprop.load(path) reads it back."""
+    model.save(path)
+
+
+
+def __getattr__(name: str) -> str:
+    # __version__ comes from the installed metadata (pyproject.toml holds the one version
+    # string); read on first use, since importing importlib.metadata costs ~15 ms
+    if name == "__version__":
+        from importlib import metadata
+
+        return metadata.version("backprop-core")
+    raise AttributeError(f"module 'backprop' has no attribute {name!r}")

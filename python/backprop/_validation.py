@@ -17,6 +17,7 @@ converted once or refused. The dtype policy (README, "Errors and guarantees"):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -332,3 +333,34 @@ def _as_float(value: Any, name: str) -> float:
     if not np.isfinite(v):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return v
+
+
+# -- configs: {"class": name, "config": {...}} specs of registered classes --------------------
+
+
+def spec_of(obj: Any, registry: Mapping[str, type], what: str) -> dict[str, Any]:
+    """{"class": ..., "config": obj.get_config()} for an instance of a registered class."""
+    name = type(obj).__name__
+    if registry.get(name) is not type(obj):
+        raise TypeError(
+            f"cannot describe {what} of type {name}: only the built-in classes "
+            f"{sorted(registry)} have a config, so only they are saved (a file never holds "
+            "code)"
+        )
+    return {"class": name, "config": obj.get_config()}
+
+
+def from_spec(spec: Any, registry: Mapping[str, type], what: str) -> Any:
+    """The object a spec describes: registry[spec["class"]](**spec["config"])."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"{what} must be {{'class': ..., 'config': {{...}}}}, got {spec!r}")
+    name = spec.get("class")
+    cls = registry.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"{what}: unknown class {name!r}; known: {sorted(registry)}")
+    if not all(isinstance(k, str) for k in spec["config"]):
+        raise ValueError(f"{what}: config keys must be strings")
+    try:
+        return cls(**spec["config"])
+    except TypeError as e:  # unexpected or missing keyword
+        raise ValueError(f"{what}: {e}") from None

@@ -1,12 +1,6 @@
-"""Callbacks: code that fit() runs between epochs (Keras-style hooks).
+"""Callbacks: early stopping, checkpoints and learning-rate schedules (Keras-style hooks).
 
-An epoch is one compiled call, so callbacks see epochs, never batches. In each hook,
-`epoch` is the 0-based index of the epoch within the current fit() call, and `logs` holds
-that epoch's record (loss, val_loss, val_<metric>, lr, epoch_time) at on_epoch_end: the
-very dict stored in the History, passed to the callbacks in list order, so a callback may
-add an entry (a custom score) that later callbacks monitor and the History keeps.
-A callback stops training by setting `self.model.stop_training = True`; fit() checks it
-after on_epoch_begin (the epoch is then skipped) and after on_epoch_end.
+The Callback base class, and what fit() does with callbacks, are in backprop.training.
 """
 
 from __future__ import annotations
@@ -14,48 +8,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_int, check_positive, check_range
-
-if TYPE_CHECKING:
-    from .model import Sequential
-    from .optimizers import Optimizer
-
-Logs = dict[str, float]
-
-
-class Callback:
-    """Base class: override any of the hooks. `self.model` is the model being fitted."""
-
-    def __init__(self) -> None:
-        self._model: Sequential | None = None
-
-    @property
-    def model(self) -> Sequential:
-        if self._model is None:
-            raise RuntimeError(f"{type(self).__name__}: not attached to a model (use fit)")
-        return self._model
-
-    def set_model(self, model: Sequential) -> None:
-        self._model = model
-
-    def on_train_begin(self, logs: Logs | None = None) -> None:
-        """Before the first epoch."""
-
-    def on_train_end(self, logs: Logs | None = None) -> None:
-        """After the last epoch, also when a callback stopped training (not after an
-        exception: an interrupted or diverged fit leaves the model as it was)."""
-
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        """Before epoch `epoch` (0-based) runs."""
-
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        """After epoch `epoch` (0-based) is recorded in the History; logs is its record."""
-
+from .optimizers import Optimizer
+from .training import Callback, Logs
 
 def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     if mode not in ("auto", "min", "max"):
@@ -78,38 +38,75 @@ def _monitored(logs: Logs | None, monitor: str, who: str) -> float:
     return float(logs[monitor])
 
 
-class _Monitor(Callback):
-    """Tracks the best value of one log entry (shared by EarlyStopping, ModelCheckpoint)."""
+class Plateau:
+    """Counts epochs without progress of one monitored value: the rule behind EarlyStopping
+    (Keras's) and behind scikit-learn's n_iter_no_change / tol (the estimators').
 
-    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
-        super().__init__()
-        if not isinstance(monitor, str):
-            raise TypeError(f"{type(self).__name__}: monitor must be a str, got {monitor!r}")
-        self.monitor = monitor
-        self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.min_delta = check_range(min_delta, f"{type(self).__name__}: min_delta", 0, math.inf)
-        self.best = math.inf if self.mode == "min" else -math.inf
+    mode "min" or "max"; delta >= 0.
+    rule "keras" (Keras's EarlyStopping): progress is a value better than `best` by more
+    than delta (strictly); only progress moves `best`; the first value is always progress.
+    With a baseline, progress resets `wait` only when the value also beats the baseline.
+    rule "sklearn" (MLP's _update_no_improvement_count): progress is a value at least delta
+    better than `best` (a tie at exactly delta counts); `best` follows every gain, however
+    small, while `wait` resets only on progress.
+    update(value) returns True when `best` moved (the moment to keep the best weights).
+    """
 
-    def _improved(self, logs: Logs | None) -> bool:
-        """True (and best updated) when the monitored value beats best by more than
-        min_delta: current < best - min_delta (mode "min") or current > best + min_delta."""
-        current = _monitored(logs, self.monitor, type(self).__name__)
+    def __init__(
+        self,
+        mode: Literal["min", "max"],
+        delta: float,
+        rule: Literal["keras", "sklearn"] = "keras",
+        baseline: float | None = None,
+    ) -> None:
+        if mode not in ("min", "max") or rule not in ("keras", "sklearn"):
+            raise ValueError(f"Plateau: unknown mode {mode!r} or rule {rule!r}")
+        self.mode, self.delta, self.rule, self.baseline = mode, float(delta), rule, baseline
+        self.reset()
+
+    def reset(self) -> None:
+        self.wait = 0
+        #: the best value so far (None before the first update under rule "keras")
+        self.best: float | None = None if self.rule == "keras" else self._worst()
+
+    def _worst(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def _beats(self, value: float, reference: float, delta: float) -> bool:
         if self.mode == "min":
-            better = current < self.best - self.min_delta
-        else:
-            better = current > self.best + self.min_delta
-        if better:
-            self.best = current
-        return better
+            return value < reference - delta
+        return value > reference + delta
+
+    def update(self, value: float) -> bool:
+        """Count one epoch's value; True when it became the new best."""
+        if self.rule == "keras":
+            if self.best is not None and not self._beats(value, self.best, self.delta):
+                self.wait += 1
+                return False
+            self.best = value
+            beats_baseline = self.baseline is None or self._beats(value, self.baseline, 0.0)
+            self.wait = 0 if beats_baseline else self.wait + 1
+            return True
+        best = self._worst() if self.best is None else self.best
+        stalled = (value > best - self.delta) if self.mode == "min" else (value < best + self.delta)
+        self.wait = self.wait + 1 if stalled else 0
+        if self._beats(value, best, 0.0):
+            self.best = value
+            return True
+        return False
 
 
-class EarlyStopping(_Monitor):
+class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than min_delta for `patience` epochs
-    in a row (patience=0: at the first epoch without improvement).
+    (Keras's EarlyStopping: patience=0 stops at the first epoch without improvement, never
+    at the first epoch).
 
     mode "auto" maximises accuracy and r2 and minimises everything else.
+    baseline: an improvement resets the patience count only if it also beats baseline.
+    start_from_epoch: epochs (0-based index) before this one are not monitored (warm-up).
     restore_best_weights: when training ends (stopped early or not), put back the weights
-    of the best epoch (the optimizer state is kept as it is).
+    of the best monitored epoch (the optimizer state is kept as it is).
+    verbose: 1 prints the epoch at which training stopped and the restore.
     After fit: best (value), best_epoch and stopped_epoch (0-based; -1 if it did not stop).
     """
 
@@ -120,40 +117,80 @@ class EarlyStopping(_Monitor):
         min_delta: float = 0.0,
         restore_best_weights: bool = False,
         mode: str = "auto",
+        baseline: float | None = None,
+        start_from_epoch: int = 0,
+        verbose: int = 0,
     ) -> None:
-        super().__init__(monitor, mode, min_delta)
+        super().__init__()
+        self.monitor = _check_monitor(monitor, "EarlyStopping")
+        self.mode = _resolve_mode(mode, monitor, "EarlyStopping")
+        self.min_delta = check_range(min_delta, "EarlyStopping: min_delta", 0, math.inf)
         self.patience = check_int(patience, "EarlyStopping: patience", 0)
         self.restore_best_weights = bool(restore_best_weights)
+        self.baseline = (
+            None if baseline is None else check_range(baseline, "EarlyStopping: baseline",
+                                                      -math.inf, math.inf)
+        )  # fmt: skip
+        self.start_from_epoch = check_int(start_from_epoch, "EarlyStopping: start_from_epoch", 0)
+        self.verbose = check_int(verbose, "EarlyStopping: verbose", 0)
+        self._plateau = Plateau(self.mode, self.min_delta, "keras", self.baseline)
         self._reset()
 
+    @property
+    def best(self) -> float:
+        """The best monitored value so far (inf or -inf before the first)."""
+        best = self._plateau.best
+        return (math.inf if self.mode == "min" else -math.inf) if best is None else best
+
+    @property
+    def wait(self) -> int:
+        """Monitored epochs since the last improvement."""
+        return self._plateau.wait
+
     def _reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.wait = 0
+        self._plateau.reset()
         self.best_epoch = -1
         self.stopped_epoch = -1
-        self.best_weights: NDArray[Any] | None = None
+        self.best_weights: list[NDArray[Any]] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        if self._improved(logs):
-            self.wait = 0
+        current = _monitored(logs, self.monitor, "EarlyStopping")
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # no best yet: these are the best
+            self.best_epoch = epoch
+        if self._plateau.update(current):
             self.best_epoch = epoch
             if self.restore_best_weights:
-                self.best_weights = self.model._theta.copy()
+                self.best_weights = self.model.get_weights()
             return
-        self.wait += 1
-        if self.wait > self.patience:
+        if self._plateau.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
     def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch >= 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
-            self.model._theta[...] = self.best_weights
+            if self.verbose:
+                print(
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
+            self.model.set_weights(self.best_weights)
 
 
-class ModelCheckpoint(_Monitor):
+def _check_monitor(monitor: Any, who: str) -> str:
+    if not isinstance(monitor, str):
+        raise TypeError(f"{who}: monitor must be a str, got {monitor!r}")
+    return monitor
+
+
+class ModelCheckpoint(Callback):
     """Save the model (model.save) after epochs: every epoch, or with save_best_only only
     when `monitor` improved (by more than min_delta; mode as in EarlyStopping).
 
@@ -169,16 +206,22 @@ class ModelCheckpoint(_Monitor):
         mode: str = "auto",
         min_delta: float = 0.0,
     ) -> None:
-        super().__init__(monitor, mode, min_delta)
+        super().__init__()
+        self.monitor = _check_monitor(monitor, "ModelCheckpoint")
+        self.mode = _resolve_mode(mode, monitor, "ModelCheckpoint")
+        self.min_delta = check_range(min_delta, "ModelCheckpoint: min_delta", 0, math.inf)
         self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)
         self.saved: list[str] = []
+        self._plateau = Plateau(self.mode, self.min_delta, "keras")
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self._plateau.reset()
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        if self.save_best_only and not self._improved(logs):
+        if self.save_best_only and not self._plateau.update(
+            _monitored(logs, self.monitor, "ModelCheckpoint")
+        ):
             return
         fields = {"epoch": epoch + 1, **(logs or {})}
         try:
@@ -298,21 +341,3 @@ class CosineDecay(_DecayFromInitial):
         # eta_min = 0 reaches lr 0 at T_max, which the optimizers refuse: use the smallest
         # positive double instead (no update in practice)
         return max(lr, float(np.finfo(np.float64).tiny))
-
-
-def as_callbacks(callbacks: Any, model: Sequential) -> list[Callback]:
-    """fit's callbacks argument as a checked list, each attached to the model."""
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        callbacks = [callbacks]
-    if not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"fit: callbacks must be a list of Callback, got {callbacks!r}")
-    for i, cb in enumerate(callbacks):
-        if not isinstance(cb, Callback):
-            raise TypeError(
-                f"fit: callbacks[{i}] must be a Callback (EarlyStopping(...), ...), "
-                f"got {type(cb).__name__}"
-            )
-        cb.set_model(model)
-    return list(callbacks)

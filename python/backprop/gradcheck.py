@@ -24,19 +24,20 @@ def gradcheck(
     if model.loss is None:
         raise RuntimeError("gradcheck: compile the model with a loss first")
     m64 = model.clone("float64").eval()
-    X, y = m64._batch(X, y, "gradcheck")
-    ex = m64._executor
-    ex.step(X, y, 1)
-    grad = m64._dtheta.copy()
-    theta = m64._theta
+    X, y = m64.validate(X, y, "gradcheck")
+    _, grad = m64.loss_and_gradient(X, y)
     fd = np.empty_like(grad)
-    for i in range(theta.size):
-        old = theta[i]
-        theta[i] = old + eps
-        up = ex.step(X, y, 0)
-        theta[i] = old - eps
-        down = ex.step(X, y, 0)
-        theta[i] = old
-        fd[i] = (up - down) / (2 * eps)
+    i = 0
+    for p in m64.parameters():  # writable views, in the gradient's order
+        flat = p.reshape(-1)
+        for j in range(flat.size):
+            old = flat[j]
+            flat[j] = old + eps
+            up = m64.evaluate(X, y)
+            flat[j] = old - eps
+            down = m64.evaluate(X, y)
+            flat[j] = old
+            fd[i] = (up - down) / (2 * eps)
+            i += 1
     err = np.abs(grad - fd) / np.maximum(np.maximum(np.abs(grad), np.abs(fd)), floor)
     return float(err.max()) if err.size else 0.0

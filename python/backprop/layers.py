@@ -1,8 +1,8 @@
 """Layers: descriptions that a Sequential compiles into the core's ops.
 
 A Dense layer's parameters are created by the Sequential that holds it (which owns the dtype
-and the seed); its W, b, dW and db are then writable views into the model's flat parameter
-and gradient arrays, the very memory the compiled training step reads and updates.
+and the seed); its W and b are then writable views into the model's flat parameter array,
+the very memory the compiled training step reads and updates.
 """
 
 from __future__ import annotations
@@ -82,9 +82,8 @@ class Dense(Layer):
                 )
         self.weight_init = weight_init
         self.bias_init = bias_init
-        self._views: tuple[Array, Array, Array, Array] | None = None
-        # the model's Executor.sync_gradients: a plain-SGD step folds large dW into the update
-        self._sync: Callable[[], None] | None = None
+        self._views: tuple[Array, Array] | None = None
+        self._grads: tuple[Array, Array] | None = None
         self._offsets = (0, 0)
 
     @property
@@ -111,20 +110,28 @@ class Dense(Layer):
 
     @property
     def dW(self) -> Array:
-        """Gradient of the loss for W from the last train_step / fit batch / gradients call.
-
-        Plain SGD (no momentum, no weight decay) folds a large layer's update into its
-        weight-gradient product, so reading dW computes it then from the step's saved
-        batch; an array taken from dW before that step shows it only after dW is read again.
-        """
-        if self._sync is not None:
-            self._sync()
-        return self._view(2)
+        """Gradient of the loss for W from the model's last gradients() call: a read-only
+        copy (train_step and fit do not expose gradients; call model.gradients(X, y))."""
+        return self._gradient(0)
 
     @property
     def db(self) -> Array:
-        """Gradient of the loss for b from the last train_step / gradients call."""
-        return self._view(3)
+        """Gradient of the loss for b from the model's last gradients() call (read-only)."""
+        return self._gradient(1)
+
+    def _gradient(self, i: int) -> Array:
+        if self._grads is None:
+            raise RuntimeError(
+                f"{self!r}.dW/.db hold the result of model.gradients(X, y); call it first "
+                "(train_step and fit do not keep gradients)"
+            )
+        return self._grads[i]
+
+    def _record_gradients(self, dW: Array, db: Array) -> None:
+        """Keep read-only copies of a gradients() result (the model calls this)."""
+        self._grads = (dW.copy(), db.copy())
+        for g in self._grads:
+            g.flags.writeable = False
 
     def parameters(self) -> list[Array]:
         return [self.W, self.b]
@@ -145,7 +152,7 @@ class Dense(Layer):
             bias_init=self.bias_init,
         )
 
-    def _attach(self, theta: Array, dtheta: Array, offset: int, rng: np.random.Generator) -> int:
+    def _attach(self, theta: Array, offset: int, rng: np.random.Generator) -> int:
         """Take the parameter slice at `offset`, initialise it, return the next offset."""
         if self._views is not None:
             raise ValueError(
@@ -158,8 +165,7 @@ class Dense(Layer):
         W, b = theta[offset:w_end].reshape(n_in, n_out), theta[w_end:b_end]
         W[...] = INITIALIZERS[self.weight_init](rng, (n_in, n_out), n_in, n_out)
         b[...] = INITIALIZERS[self.bias_init](rng, (n_out,), n_in, n_out)
-        dW, db = dtheta[offset:w_end].reshape(n_in, n_out), dtheta[w_end:b_end]
-        self._views = (W, b, dW, db)
+        self._views = (W, b)
         self._offsets = (offset, w_end)
         return b_end
 
@@ -260,3 +266,9 @@ class Dropout(Layer):
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
+
+
+#: layer class name -> class: what a config may name (get_config / Sequential.from_config)
+LAYERS: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh)
+}

@@ -121,3 +121,9 @@ class Huber(Loss):
 
     def __repr__(self) -> str:
         return f"Huber(delta={self.delta})"
+
+
+#: loss class name -> class: what a config may name (get_config / Sequential.from_config)
+LOSSES: dict[str, type[Loss]] = {
+    cls.__name__: cls for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy)
+}

@@ -1,20 +1,21 @@
-"""Sequential: a stack of layers compiled into one core Executor, and its training loop."""
+"""Sequential: a stack of layers compiled into one core Executor, its training loop, and its
+public state (config, weights, state) through which everything outside it works."""
 
 from __future__ import annotations
 
-import functools
+import copy
 import itertools
 import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from backprop_core import Executor
+from backprop_core import MODE_GRAD, Executor
 
 from ._validation import (
     as_features,
@@ -24,15 +25,15 @@ from ._validation import (
     check_range,
     check_result,
     check_seed,
+    from_spec,
     resolve_dtype,
+    spec_of,
 )
-from .layers import Activation, Dense, Layer
-from .losses import Loss
-from .optimizers import Optimizer
-from .training import History, Progress, check_metrics, compute_metrics
-
-if TYPE_CHECKING:
-    from .callbacks import Callback
+from .layers import LAYERS, Activation, Dense, Layer
+from .losses import LOSSES, Loss
+from .optimizers import OPTIMIZERS, Optimizer
+from .serialization import ModelFileError, read_model, write_model
+from .training import Callback, History, Progress, as_callbacks, check_metrics, compute_metrics
 
 Array = NDArray[Any]
 
@@ -78,7 +79,7 @@ class Sequential:
         self._dtheta = np.zeros(n_params, dtype=self.dtype)
         offset = 0
         for _, layer in dense:
-            offset = layer._attach(self._theta, self._dtheta, offset, self._rng)
+            offset = layer._attach(self._theta, offset, self._rng)
         ops, width = [], dense[0][1].in_features
         for layer in layers:
             ops.append(layer._op(width))
@@ -88,8 +89,7 @@ class Sequential:
         self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
-        for k, (_, layer) in enumerate(dense):
-            layer._sync = functools.partial(self._executor.sync_gradients, k == 0)
+        self._dense = [layer for _, layer in dense]
         self._seed_dropout(seed)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
@@ -173,22 +173,46 @@ class Sequential:
         if self.loss is not None and sample_weight is None:
             # fast path: inputs that need no conversion are checked in C (finiteness too);
             # anything else (None) takes the full validation below, with its messages
-            loss = self._executor.step(X, y, 2, None, True)
+            loss = self._executor.step(X, y, exact=True)
             if loss is not None:
                 return loss
         X, y = self._batch(X, y, "train_step", check_range=False)
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "train_step")
-        return float(self._executor.step(X, y, 2, w))
+        return float(self._executor.step(X, y, sample_weight=w))
 
     def gradients(self, X: Any, y: Any, sample_weight: Any = None) -> list[tuple[Array, Array]]:
-        """[(dW, db), ...] per Dense layer for the batch (X, y), without updating anything."""
-        X, y = self._batch(X, y, "gradients", check_range=False)
-        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "gradients")
-        self._executor.step(X, y, 1, w)
-        check_result(self._dtheta.reshape(1, -1), "a gradient", "gradients", self.dtype)
-        return [
-            (layer.dW.copy(), layer.db.copy()) for layer in self.layers if isinstance(layer, Dense)
-        ]
+        """[(dW, db), ...] per Dense layer for the batch (X, y), without updating anything:
+        new arrays (also kept, read-only, as each Dense's dW and db)."""
+        _, flat = self.loss_and_gradient(X, y, sample_weight, where="gradients")
+        grads = []
+        for layer, (w_off, b_off) in zip(self._dense, self._offsets(), strict=True):
+            dW = flat[w_off:b_off].reshape(layer.in_features, layer.out_features)
+            db = flat[b_off : b_off + layer.out_features]
+            layer._record_gradients(dW, db)
+            grads.append((dW, db))
+        return grads
+
+    def loss_and_gradient(
+        self, X: Any, y: Any, sample_weight: Any = None, *, where: str = "loss_and_gradient"
+    ) -> tuple[float, Array]:
+        """(mean loss, flat gradient) for the batch (X, y) at the current weights, nothing
+        updated. The gradient is a new (n_params,) array laid out as the concatenation of
+        get_weights() flattened (W0, b0, W1, b1, ...)."""
+        X, y = self._batch(X, y, where, check_range=False)
+        w = as_sample_weight(sample_weight, X.shape[0], self.dtype, where)
+        loss = float(self._executor.step(X, y, MODE_GRAD, sample_weight=w))
+        grad = self._dtheta.copy()
+        check_result(grad.reshape(1, -1), "a gradient", where, self.dtype)
+        return loss, grad
+
+    def _offsets(self) -> list[tuple[int, int]]:
+        """(offset of W, offset of b) in the flat parameters, per Dense."""
+        out, offset = [], 0
+        for layer in self._dense:
+            w_end = offset + layer.in_features * layer.out_features
+            out.append((offset, w_end))
+            offset = w_end + layer.out_features
+        return out
 
     @overload
     def evaluate(
@@ -209,7 +233,7 @@ class Sequential:
         X, y = self._batch(X, y, "evaluate")
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "evaluate")
         if not return_dict:
-            loss = self._executor.evaluate(X, y, 1024, w)
+            loss = self._executor.evaluate(X, y, sample_weight=w)
             check_result(np.full((1, 1), loss), "the loss", "evaluate", self.dtype)
             return float(loss)
         scores = self._scores(X, y, w)
@@ -218,7 +242,7 @@ class Sequential:
 
     def _scores(self, X: Array, y: Array, w: Array | None, prefix: str = "") -> dict[str, float]:
         """Loss and metrics of validated (X, y, w), keys prefixed (e.g. "val_")."""
-        scores = {"loss": float(self._executor.evaluate(X, y, 1024, w))}
+        scores = {"loss": float(self._executor.evaluate(X, y, sample_weight=w))}
         if self.metrics and self.loss is not None:
             scores |= compute_metrics(self.metrics, self.predict(X), y, self.loss.name, w)
         return {prefix + k: v for k, v in scores.items()}
@@ -248,6 +272,12 @@ class Sequential:
             y, self.loss.name, X.shape[0], self.n_outputs, self.dtype, where, check_range
         )
         return X, y
+
+    def validate(self, X: Any, y: Any, where: str = "validate") -> tuple[Array, Array]:
+        """(X, y) as the core reads them: X (n, n_features_in) of the model's dtype, y as the
+        loss takes it (int64 labels or (n, n_outputs) of the dtype), checked as fit checks
+        them (messages name `where`). Needs a compiled loss."""
+        return self._batch(X, y, where)
 
     # -- many batches ----------------------------------------------------------------------
 
@@ -306,8 +336,6 @@ class Sequential:
         X, y = self._batch(X, y, "fit")
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "fit")
         X, y, w, val = self._hold_out(X, y, w, validation_data, split)
-        from .callbacks import as_callbacks  # imports this module
-
         hooks = as_callbacks(callbacks, self)
         rng = self._rng
         if seed is not None:
@@ -330,7 +358,8 @@ class Sequential:
                 start = time.perf_counter()
                 perm = rng.permutation(n) if shuffle else None
                 try:
-                    logs = {"loss": float(self._executor.run_epoch(X, y, perm, batch_size, w))}
+                    loss = self._executor.run_epoch(X, y, perm, batch_size, sample_weight=w)
+                    logs = {"loss": float(loss)}
                     if not math.isfinite(logs["loss"]):
                         raise FloatingPointError(f"the epoch's mean loss is {logs['loss']}")
                     if val is not None:
@@ -406,7 +435,189 @@ class Sequential:
         # a method, not an inline test: callbacks change the attribute behind mypy's back
         return bool(self.stop_training)
 
-    # -- copies ----------------------------------------------------------------------------
+    # -- state -----------------------------------------------------------------------------
+
+    def get_weights(self) -> list[Array]:
+        """[W0, b0, W1, b1, ...]: copies of each Dense's weights (in, out) and bias (out,),
+        in layer order (Keras's get_weights)."""
+        return [p.copy() for p in self.parameters()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set every Dense's W and b from a list shaped as get_weights() gives it; values are
+        converted to the model's dtype and must be finite. Nothing changes on error."""
+        params = self.parameters()
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+            raise TypeError(
+                f"set_weights: weights must be a list of arrays [W0, b0, W1, b1, ...], "
+                f"got {type(weights).__name__}"
+            )
+        if len(weights) != len(params):
+            raise ValueError(
+                f"set_weights: expected {len(params)} arrays [W0, b0, W1, b1, ...], "
+                f"got {len(weights)}"
+            )
+        values = [
+            self._param_array(w, p.shape, f"set_weights: weights[{i}]")
+            for i, (w, p) in enumerate(zip(weights, params, strict=True))
+        ]
+        for p, value in zip(params, values, strict=True):
+            p[...] = value
+
+    def _param_array(self, value: Any, shape: tuple[int, ...], name: str) -> Array:
+        try:
+            a = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be an array of floats ({e})") from None
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+        with np.errstate(over="ignore"):
+            a = a.astype(self.dtype)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} holds NaN or infinity (in the model's dtype {self.dtype})")
+        return a
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture, dtype, seed, loss, metrics and optimizer (its current
+        hyper-parameters) as plain JSON-able data; Sequential.from_config(config) builds
+        a new model from it (fresh weights from the seed, fresh optimizer state)."""
+        return {
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+            "layers": [spec_of(layer, LAYERS, f"layers[{i}]") for i, layer in
+                       enumerate(self.layers)],
+            "loss": None if self.loss is None else spec_of(self.loss, LOSSES, "the loss"),
+            "metrics": list(self.metrics),
+            "optimizer": (
+                None if self.optimizer is None
+                else spec_of(self.optimizer, OPTIMIZERS, "the optimizer")
+            ),
+        }  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """A new model from get_config()'s data, compiled when it names a loss. Raises
+        ValueError (TypeError for a value of the wrong type) naming the bad entry."""
+        if not isinstance(config, dict):
+            raise TypeError(f"from_config: config must be a dict, got {type(config).__name__}")
+        missing = {"dtype", "seed", "layers", "loss", "metrics", "optimizer"} - config.keys()
+        if missing:
+            raise ValueError(f"from_config: config lacks {sorted(missing)}")
+        layers = config["layers"]
+        if not isinstance(layers, list):
+            raise ValueError(f"from_config: 'layers' must be a list, got {layers!r}")
+        built = [from_spec(s, LAYERS, f"from_config: layers[{i}]") for i, s in enumerate(layers)]
+        model = cls(built, dtype=config["dtype"], seed=config["seed"])
+        optimizer = None
+        if config["optimizer"] is not None:
+            optimizer = from_spec(config["optimizer"], OPTIMIZERS, "from_config: optimizer")
+        if config["loss"] is not None:
+            loss = from_spec(config["loss"], LOSSES, "from_config: loss")
+            model.compile(loss, optimizer, metrics=config["metrics"])
+        elif optimizer is not None:
+            raise ValueError("from_config: an optimizer needs a loss")
+        return model
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot (copies, never views) of everything training changes:
+        {"weights": flat parameters (n_params,) in get_weights() order,
+         "optimizer": None or {"steps": int, "buffers": {name: (n_params,) array}},
+         "rng": the shuffling generator's state, "dropout_rng": int, "training": bool}.
+        set_state(state) on a model of the same config continues bit for bit from here."""
+        optimizer = None
+        if self.optimizer is not None:
+            optimizer = {
+                "steps": self.optimizer.steps,
+                "buffers": {k: v.copy() for k, v in self.optimizer.state.items()},
+            }
+        return {
+            "weights": self._theta.copy(),
+            "optimizer": optimizer,
+            "rng": copy.deepcopy(self._rng.bit_generator.state),
+            "dropout_rng": int(self._executor.rng_state),
+            "training": self.training,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a get_state() snapshot, checked first (keys, shapes, dtype, finite
+        values, the optimizer's buffers and steps, the RNG states): a ValueError or
+        TypeError names what is wrong, and nothing changes on error. The arrays are copied."""
+        if not isinstance(state, dict):
+            raise TypeError(f"set_state: state must be a dict, got {type(state).__name__}")
+        keys = {"weights", "optimizer", "rng", "dropout_rng", "training"}
+        if state.keys() != keys:
+            raise ValueError(f"set_state: state must have the keys {sorted(keys)}, got "
+                             f"{sorted(map(str, state))}")  # fmt: skip
+        weights = self._state_array(state["weights"], "weights")
+        steps, buffers = self._check_optimizer_state(state["optimizer"])
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state["rng"]
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise ValueError(f"set_state: 'rng' is not a valid generator state ({e!r})") from None
+        if type(rng.bit_generator) is not type(self._rng.bit_generator):
+            raise ValueError("set_state: 'rng' is the state of another kind of generator")
+        dropout = state["dropout_rng"]
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, np.integer)):
+            raise TypeError(f"set_state: 'dropout_rng' must be an integer, got {dropout!r}")
+        if not 0 <= int(dropout) < 2**64:
+            raise ValueError(f"set_state: 'dropout_rng' must be in [0, 2**64), got {dropout}")
+        if not isinstance(state["training"], (bool, np.bool_)):
+            raise TypeError(f"set_state: 'training' must be a bool, got {state['training']!r}")
+        # every check passed: now change the model
+        self._theta[...] = weights
+        if self.optimizer is not None:
+            for key, buf in self.optimizer.state.items():
+                buf[...] = buffers[key]
+            self._executor.step_count = steps
+        self._rng.bit_generator.state = rng.bit_generator.state
+        self._executor.seed(int(dropout))
+        self._executor.training = bool(state["training"])
+
+    def _state_array(self, value: Any, name: str) -> Array:
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"set_state: {name!r} must be a numpy array, got "
+                            f"{type(value).__name__}")  # fmt: skip
+        if value.dtype != self.dtype or value.shape != (self.n_params,):
+            raise ValueError(
+                f"set_state: {name!r} must be {self.dtype} of shape ({self.n_params},), got "
+                f"{value.dtype} {value.shape}"
+            )
+        if not np.isfinite(value).all():
+            raise ValueError(f"set_state: {name!r} holds NaN or infinity")
+        return value
+
+    def _check_optimizer_state(self, opt: Any) -> tuple[int, dict[str, Array]]:
+        """(steps, buffers) of a state's optimizer entry, checked against this model's."""
+        if self.optimizer is None:
+            if opt is not None:
+                raise ValueError("set_state: the state has optimizer state; the model has no "
+                                 "optimizer (compile it with the same optimizer first)")
+            return 0, {}
+        if not isinstance(opt, dict) or opt.keys() != {"steps", "buffers"}:
+            raise ValueError(
+                "set_state: 'optimizer' must be {'steps': int, 'buffers': {...}} for a model "
+                f"with {self.optimizer!r}, got {opt!r:.200}"
+            )
+        steps = opt["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+            raise TypeError(f"set_state: optimizer 'steps' must be an integer, got {steps!r}")
+        if not 0 <= int(steps) < 2**62:
+            raise ValueError(f"set_state: optimizer 'steps' must be in [0, 2**62), got {steps}")
+        buffers = opt["buffers"]
+        names = sorted(self.optimizer.state)
+        if not isinstance(buffers, dict) or sorted(map(str, buffers)) != names:
+            found = sorted(map(str, buffers)) if isinstance(buffers, dict) else buffers
+            raise ValueError(
+                f"set_state: {self.optimizer!r} keeps the buffers {names}, the state has "
+                f"{found!r:.200}"
+            )
+        checked = {k: self._state_array(v, f"optimizer buffer {k}") for k, v in buffers.items()}
+        self.optimizer.check_state(checked, "set_state")
+        return int(steps), checked
+
+    # -- copies and files --------------------------------------------------------------------
 
     def clone(self, dtype: DTypeLike | None = None) -> Sequential:
         """A new model with the same layers and current weights (cast to `dtype`), compiled
@@ -416,7 +627,7 @@ class Sequential:
             dtype=self.dtype if dtype is None else dtype,
             seed=self.seed,
         )
-        model._theta[...] = self._theta
+        model.set_weights(self.get_weights())
         if self.loss is not None:
             model.compile(self.loss, metrics=self.metrics)
         return model
@@ -424,10 +635,47 @@ class Sequential:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write architecture, weights, loss, metrics and optimizer state to one .npz file,
         atomically; backprop.load(path) restores it (see backprop.serialization)."""
-        from .serialization import save_model  # imports this module
-
-        save_model(self, path)
+        write_model(path, self.get_config(), self.get_state())
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner},\n], dtype={self.dtype.name!r})"
+
+
+def load(path: str | os.PathLike[str]) -> Sequential:
+    """The model saved at `path` (model.save), with its loss, metrics, optimizer and
+    optimizer state: it predicts bit for bit as the saved one and continues training
+    identically.
+
+    Raises ModelFileError, naming the file, for a file that is not a backprop model, is
+    truncated or corrupted, of an unknown format version, or describes an invalid model
+    (FileNotFoundError etc. for a file that cannot be opened).
+    """
+    name = os.fspath(path)
+    config, state = read_model(name)
+    try:
+        _check_size(config, state)
+        model = Sequential.from_config(config)
+        model.set_state(state)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: invalid model description: {e}") from e
+    return model
+
+
+def _check_size(config: dict[str, Any], state: dict[str, Any]) -> None:
+    """Refuse a description whose layers need more parameters than the file's weights hold,
+    before from_config allocates them (a crafted file must not reserve more memory than it
+    holds)."""
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        return  # from_config says what is wrong
+    n_params = 0
+    for i, spec in enumerate(layers):
+        layer = from_spec(spec, LAYERS, f"layers[{i}]")
+        if isinstance(layer, Dense):
+            n_params += layer.n_params
+    weights = state["weights"]
+    if weights.ndim != 1 or weights.size != n_params:
+        raise ValueError(
+            f"'theta' holds {weights.shape} values; the layers described need ({n_params},)"
+        )

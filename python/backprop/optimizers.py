@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from numpy.typing import NDArray
 
 from backprop_core import Executor
@@ -20,7 +21,8 @@ class Optimizer:
 
     def __init__(self, lr: float) -> None:
         self._lr = check_positive(lr, f"{type(self).__name__}: lr")
-        self._executor: Executor | None = None
+        # the core executor this optimizer drives, from compile() on
+        self._bound: Executor | None = None
 
     @property
     def lr(self) -> float:
@@ -30,25 +32,32 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         self._lr = check_positive(value, f"{type(self).__name__}: lr")
-        if self._executor is not None:
-            self._executor.lr = self._lr
+        if self._bound is not None:
+            self._bound.lr = self._lr
 
     @property
     def steps(self) -> int:
         """Update steps taken since compile() (for a loaded model: since the original's)."""
-        return 0 if self._executor is None else int(self._executor.step_count)
+        return 0 if self._bound is None else int(self._bound.step_count)
 
     @property
     def state(self) -> dict[str, NDArray[Any]]:
         """Optimizer buffers over the model's flat parameters (views, updated in place)."""
-        return {} if self._executor is None else dict(self._executor.optimizer_state)
+        return {} if self._bound is None else dict(self._bound.optimizer_state)
+
+    def check_state(self, buffers: dict[str, NDArray[Any]], where: str) -> None:
+        """Refuse buffers this optimizer could not continue from: non-finite values (and,
+        for Adam, a negative second moment). Names and shapes are the caller's to check."""
+        for name, value in buffers.items():
+            if not np.isfinite(value).all():
+                raise ValueError(f"{where}: optimizer buffer {name!r} holds NaN or infinity")
 
     def _attach(self, executor: Executor) -> None:
-        if self._executor is not None and self._executor is not executor:
+        if self._bound is not None and self._bound is not executor:
             raise ValueError(
                 f"{self!r} is already attached to another model; create one optimizer per model"
             )
-        self._executor = executor
+        self._bound = executor
         self._configure(executor)
 
     def _configure(self, executor: Executor) -> None:
@@ -128,8 +137,17 @@ class Adam(Optimizer):
     def _configure(self, executor: Executor) -> None:
         executor.set_adam(self._lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
+    def check_state(self, buffers: dict[str, NDArray[Any]], where: str) -> None:
+        super().check_state(buffers, where)
+        if "v" in buffers and (buffers["v"] < 0).any():
+            raise ValueError(f"{where}: Adam's second moment 'v' must be >= 0")
+
     def __repr__(self) -> str:
         return (
             f"Adam(lr={self._lr}, betas={self.betas}, eps={self.eps}, "
             f"weight_decay={self.weight_decay})"
         )
+
+
+#: optimizer class name -> class: what a config may name (get_config / Sequential.from_config)
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__: cls for cls in (SGD, Adam)}

@@ -295,7 +295,6 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     ) -> None:
         model = self.model_
         batch = self._batch(X.shape[0])
-        theta = model._theta
         stopped = False
         try:
             for _ in range(epochs):
@@ -304,7 +303,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                     sample_weight=sw,
                 )  # fmt: skip
                 # the objective the optimizer descends: data loss + 0.5 * decay * ||theta||^2
-                loss = history.loss[0] + 0.5 * self._decay * float(theta @ theta)
+                loss = history.loss[0] + 0.5 * self._decay * sum(
+                    float(np.vdot(p, p)) for p in model.parameters()
+                )
                 self.n_iter_ += 1
                 self.t_ += X.shape[0]
                 self.loss_curve_.append(loss)
@@ -404,28 +405,27 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         state: dict[str, Any] = dict(super().__getstate__())
         model = state.pop("model_", None)
         if model is not None:
-            state["_model_state"] = {
-                "params": [p.copy() for p in model.parameters()],
-                "optimizer": {k: v.copy() for k, v in model.optimizer.state.items()},
-                "steps": model.optimizer.steps,
-                "rng": model._rng.bit_generator.state,
-                "seed": model.seed,
-            }
+            state["_model"] = {"config": model.get_config(), "state": model.get_state()}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        saved = state.pop("_model_state", None)
+        saved = state.pop("_model", None)
+        legacy = state.pop("_model_state", None)  # pickled by release 0.1.0
         super().__setstate__(state)
         if saved is not None:
-            model = self._build_model(self.n_features_in_, self.n_outputs_, saved["seed"])
-            for p, value in zip(model.parameters(), saved["params"], strict=True):
-                p[...] = value
-            assert model.optimizer is not None
-            for name, buf in model.optimizer.state.items():
-                buf[...] = saved["optimizer"][name]
-            model._executor.step_count = saved["steps"]  # Adam's bias correction
-            model._rng.bit_generator.state = saved["rng"]
+            model = Sequential.from_config(saved["config"])
+            model.set_state(saved["state"])
+            self.model_ = model
+        elif legacy is not None:
+            model = self._build_model(self.n_features_in_, self.n_outputs_, legacy["seed"])
+            model.set_weights(legacy["params"])
+            current = model.get_state()
+            flat = np.concatenate([np.ravel(p) for p in legacy["params"]]).astype(model.dtype)
+            current["weights"] = flat
+            current["optimizer"] = {"steps": legacy["steps"], "buffers": legacy["optimizer"]}
+            current["rng"] = legacy["rng"]
+            model.set_state(current)
             self.model_ = model
 
 

@@ -1,16 +1,88 @@
-"""Training bookkeeping: the History that fit() returns, metrics, and per-epoch progress."""
+"""What fit() talks to: the Callback protocol, the History it returns, metrics, progress.
+
+Callbacks run between epochs (Keras-style hooks). An epoch is one compiled call, so callbacks
+see epochs, never batches. In each hook, `epoch` is the 0-based index of the epoch within the
+current fit() call, and `logs` holds that epoch's record (loss, val_loss, val_<metric>, lr,
+epoch_time) at on_epoch_end: the very dict stored in the History, passed to the callbacks in
+list order, so a callback may add an entry (a custom score) that later callbacks monitor and
+the History keeps. A callback stops training by setting `self.model.stop_training = True`;
+fit() checks it after on_epoch_begin (the epoch is then skipped) and after on_epoch_end.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .optimizers import Optimizer
+
 Array = NDArray[Any]
+Logs = dict[str, float]
+
+
+class FitModel(Protocol):
+    """What a callback may use of the model being fitted (backprop.Sequential has it all)."""
+
+    stop_training: bool
+    optimizer: Optimizer | None
+
+    def get_weights(self) -> list[Array]: ...
+
+    def set_weights(self, weights: Sequence[Any]) -> None: ...
+
+    def save(self, path: str | os.PathLike[str]) -> None: ...
+
+
+class Callback:
+    """Base class: override any of the hooks. `self.model` is the model being fitted."""
+
+    def __init__(self) -> None:
+        self._model: FitModel | None = None
+
+    @property
+    def model(self) -> FitModel:
+        if self._model is None:
+            raise RuntimeError(f"{type(self).__name__}: not attached to a model (use fit)")
+        return self._model
+
+    def set_model(self, model: FitModel) -> None:
+        self._model = model
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """Before the first epoch."""
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """After the last epoch, also when a callback stopped training (not after an
+        exception: an interrupted or diverged fit leaves the model as it was)."""
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Before epoch `epoch` (0-based) runs."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        """After epoch `epoch` (0-based) is recorded in the History; logs is its record."""
+
+
+def as_callbacks(callbacks: Any, model: FitModel) -> list[Callback]:
+    """fit's callbacks argument as a checked list, each attached to the model."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"fit: callbacks must be a list of Callback, got {callbacks!r}")
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"fit: callbacks[{i}] must be a Callback (EarlyStopping(...), ...), "
+                f"got {type(cb).__name__}"
+            )
+        cb.set_model(model)
+    return list(callbacks)
 
 #: metric name -> the losses it applies to (classification or regression)
 _CLASSIFICATION = ("softmax_cross_entropy", "binary_cross_entropy")
