@@ -1,7 +1,8 @@
 """Readable NumPy specification of every core kernel, with the kernels' signatures.
 
 Each function computes in float64 and writes its outputs into the arrays it is given, as the
-kernel does. Used by the tests and the benchmarks only; the library never calls it.
+kernel does. The tests and benchmarks compare the kernels with it; explain mode takes its
+float64 derivatives from it (readable, and independent of the compiled core).
 """
 
 from __future__ import annotations
