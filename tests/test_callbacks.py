@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -43,44 +44,95 @@ class Script(bp.Callback):
 # -- EarlyStopping -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("values", "kwargs", "stops_after"),
-    [
-        # best 3 at epoch 2; 3.5, 3.2, 3.1 do not beat it; wait reaches 3 > patience 2 at index 5
-        ([5, 4, 3, 3.5, 3.2, 3.1, 2, 1], {"patience": 2}, 6),
-        # patience 0: the first epoch without improvement stops (index 2: 4 is not < 3)
-        ([5, 3, 4, 1, 0], {"patience": 0}, 3),
-        # min_delta 0.1: 0.95 and 0.91 are not below 1.0 - 0.1; patience 1 stops at index 2
-        ([1.0, 0.95, 0.91, 0.5], {"patience": 1, "min_delta": 0.1}, 3),
-        # mode max: 0.7 best at index 1; 0.6, 0.65 do not beat it; stop at index 3
-        ([0.5, 0.7, 0.6, 0.65, 0.9], {"patience": 1, "mode": "max"}, 4),
-        # never worse: runs all epochs
-        ([5, 4, 3, 2, 1], {"patience": 0}, 5),
-    ],
-)
-def test_early_stopping_stops_at_the_right_epoch(values, kwargs, stops_after) -> None:
+def _keras_early_stopping(values: list[float], kwargs: dict[str, object]) -> tuple[int, int, int]:
+    """(epochs run, stopped_epoch, best_epoch) of Keras's own EarlyStopping fed `values`
+    as the monitored log, on a stand-in model (Keras's callback needs only stop_training,
+    get_weights and set_weights). stopped_epoch -1 when it did not stop."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # torch is a test dependency already
+    keras = pytest.importorskip("keras")
+
+    class Model:
+        stop_training = False
+
+        def get_weights(self) -> list[np.ndarray]:
+            return []
+
+        def set_weights(self, weights: list[np.ndarray]) -> None:
+            pass
+
+    model = Model()
+    stopper = keras.callbacks.EarlyStopping(monitor="score", **{"mode": "min", **kwargs})
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    epochs = 0
+    for epoch, value in enumerate(values):
+        epochs += 1
+        stopper.on_epoch_end(epoch, {"score": value})
+        if model.stop_training:
+            return epochs, epoch, stopper.best_epoch
+    return epochs, -1, stopper.best_epoch
+
+
+EARLY_STOPPING_CASES = [
+    ([5, 4, 3, 3.5, 3.2, 3.1, 2, 1], {"patience": 2}),
+    ([5, 3, 4, 1, 0], {"patience": 0}),
+    ([5, 3, 3, 3, 3, 3], {"patience": 3}),  # ties are not improvements
+    ([1.0, 0.95, 0.91, 0.5], {"patience": 1, "min_delta": 0.1}),
+    ([1.0, 0.9, 0.8, 0.7, 0.6], {"patience": 1, "min_delta": 0.1}),  # exactly min_delta
+    ([0.5, 0.7, 0.6, 0.65, 0.9], {"patience": 1, "mode": "max"}),
+    ([5, 4, 3, 2, 1], {"patience": 0}),
+    ([5, 6, 7, 8, 1, 0.5, 0.4], {"patience": 1, "start_from_epoch": 3}),
+    ([5, 4, 3, 2.5, 2.4, 2.3], {"patience": 2, "baseline": 2.0}),
+    ([5, 4, 1.5, 3, 3, 3], {"patience": 2, "baseline": 2.0}),
+    ([float("nan"), 3, 2, 1], {"patience": 1}),
+    ([3, float("nan"), float("nan"), 1], {"patience": 1}),
+    ([3, 2, 2.5, 2.6, 2.7], {"patience": 2, "restore_best_weights": True}),
+]
+
+
+@pytest.mark.parametrize(("values", "kwargs"), EARLY_STOPPING_CASES)
+def test_early_stopping_stops_where_keras_does(values, kwargs) -> None:
+    """The epoch that ends training, stopped_epoch and best_epoch are Keras's own."""
+    epochs, stopped, best = _keras_early_stopping(values, kwargs)
     X, y = _data()
     stopper = bp.EarlyStopping(monitor="score", **kwargs)
     history = _model().fit(X, y, epochs=len(values), callbacks=[Script(values), stopper])
-    assert history.epochs == stops_after
-    assert history["score"] == values[:stops_after]
-    if stops_after < len(values):
-        assert history.stop_reason == "callback"
-        assert stopper.stopped_epoch == stops_after - 1
-    else:
-        assert history.stop_reason is None and stopper.stopped_epoch == -1
+    assert history.epochs == epochs
+    np.testing.assert_array_equal(history["score"], values[:epochs])
+    assert stopper.stopped_epoch == stopped
+    assert history.stop_reason == ("callback" if stopped >= 0 else None)
+    if stopper.best_epoch >= 0:  # Keras reports 0 where no epoch was ever monitored
+        assert stopper.best_epoch == best
+
+
+def test_early_stopping_patience_counts_epochs_without_improvement() -> None:
+    # patience 2: 4, 4.5 do not beat 3, and training stops at the second of them (Keras's
+    # rule: n epochs without improvement, not n + 1)
+    X, y = _data()
+    stopper = bp.EarlyStopping(monitor="score", patience=2)
+    history = _model().fit(X, y, epochs=6, callbacks=[Script([5, 3, 4, 4.5, 1, 0]), stopper])
+    assert history.epochs == 4 and stopper.stopped_epoch == 3 and stopper.best == 3
 
 
 def test_early_stopping_on_val_loss_of_a_validation_set_that_worsens() -> None:
     # Training on y while validating against -y: val_loss grows from the first epoch on
-    # (checked below from the History itself), so patience 1 stops after epoch 3.
+    # (checked below from the History itself), so patience 1 stops at the second epoch.
     X, y = _data()
     history = _model().fit(
         X, y, epochs=20, validation_data=(X, -y), callbacks=[bp.EarlyStopping(patience=1)]
     )
     v = history.val_loss
-    assert history.epochs == 3
-    assert v[1] >= v[0] and v[2] >= v[0]
+    assert history.epochs == 2
+    assert v[1] >= v[0]
+
+
+def test_early_stopping_verbose_says_where_it_stopped(capsys) -> None:
+    X, y = _data()
+    stopper = bp.EarlyStopping("score", patience=1, restore_best_weights=True, verbose=1)
+    _model().fit(X, y, epochs=5, callbacks=[Script([3.0, 1.0, 2.0, 2.5, 0.5]), stopper])
+    out = capsys.readouterr().out
+    assert "Epoch 3: early stopping" in out
+    assert "Restoring model weights from the end of the best epoch: 2." in out
 
 
 def test_restore_best_weights_puts_back_the_best_epochs_weights() -> None:
@@ -89,7 +141,7 @@ def test_restore_best_weights_puts_back_the_best_epochs_weights() -> None:
     model = _model()
     stopper = bp.EarlyStopping(monitor="score", patience=2, restore_best_weights=True)
     history = model.fit(X, y, epochs=6, callbacks=[script, stopper])
-    assert history.epochs == 5  # 2.0, 2.5, 1.5 do not beat 1.0: wait 3 > 2 after index 4
+    assert history.epochs == 4  # 2.0, 2.5 do not beat 1.0: patience 2 runs out at index 3
     assert stopper.best_epoch == 1 and stopper.best == 1.0
     for p, best in zip(model.parameters(), script.snapshots[1], strict=True):
         np.testing.assert_array_equal(p, best)

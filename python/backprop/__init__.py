@@ -9,7 +9,6 @@ history = model.fit(X, y, epochs=10, batch_size=32)
 import os
 
 from .callbacks import (
-    Callback,
     CosineDecay,
     EarlyStopping,
     ExponentialDecay,
@@ -35,8 +34,7 @@ from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntro
 from .model import Sequential, load
 from .optimizers import SGD, Adam, Optimizer
 from .serialization import ModelFileError
-from .training import History
-
+from .training import Callback, History
 
 __all__ = [
     "MAE",
@@ -79,7 +77,6 @@ __all__ = [
 def save(model: Sequential, path: str | os.PathLike[str]) -> None:
     """Write `model` to `path` (model.save(path)); backprop.load(path) reads it back."""
     model.save(path)
-
 
 
 def __getattr__(name: str) -> str:

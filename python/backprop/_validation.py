@@ -338,7 +338,7 @@ def _as_float(value: Any, name: str) -> float:
 # -- configs: {"class": name, "config": {...}} specs of registered classes --------------------
 
 
-def spec_of(obj: Any, registry: Mapping[str, type], what: str) -> dict[str, Any]:
+def spec_of(obj: Any, registry: Mapping[str, type[Any]], what: str) -> dict[str, Any]:
     """{"class": ..., "config": obj.get_config()} for an instance of a registered class."""
     name = type(obj).__name__
     if registry.get(name) is not type(obj):
@@ -350,7 +350,7 @@ def spec_of(obj: Any, registry: Mapping[str, type], what: str) -> dict[str, Any]
     return {"class": name, "config": obj.get_config()}
 
 
-def from_spec(spec: Any, registry: Mapping[str, type], what: str) -> Any:
+def from_spec(spec: Any, registry: Mapping[str, type[Any]], what: str) -> Any:
     """The object a spec describes: registry[spec["class"]](**spec["config"])."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ValueError(f"{what} must be {{'class': ..., 'config': {{...}}}}, got {spec!r}")

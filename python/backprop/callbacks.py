@@ -15,13 +15,15 @@ from numpy.typing import NDArray
 
 from ._validation import check_int, check_positive, check_range
 from .optimizers import Optimizer
-from .training import Callback, Logs
+from .training import Callback as Callback
+from .training import Logs
 
-def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+
+def _resolve_mode(mode: str, monitor: str, who: str) -> Literal["min", "max"]:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
-        return mode
+        return "min" if mode == "min" else "max"
     # accuracy and R² grow when the model improves; losses and MAE shrink
     return "max" if monitor.removeprefix("val_") in ("accuracy", "r2") else "min"
 

@@ -446,7 +446,7 @@ class Sequential:
         """Set every Dense's W and b from a list shaped as get_weights() gives it; values are
         converted to the model's dtype and must be finite. Nothing changes on error."""
         params = self.parameters()
-        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+        if not isinstance(weights, (list, tuple)):
             raise TypeError(
                 f"set_weights: weights must be a list of arrays [W0, b0, W1, b1, ...], "
                 f"got {type(weights).__name__}"
@@ -592,8 +592,10 @@ class Sequential:
         """(steps, buffers) of a state's optimizer entry, checked against this model's."""
         if self.optimizer is None:
             if opt is not None:
-                raise ValueError("set_state: the state has optimizer state; the model has no "
-                                 "optimizer (compile it with the same optimizer first)")
+                raise ValueError(
+                    "set_state: the state has optimizer state; the model has no "
+                    "optimizer (compile it with the same optimizer first)"
+                )
             return 0, {}
         if not isinstance(opt, dict) or opt.keys() != {"steps", "buffers"}:
             raise ValueError(

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 MAGIC = b"backprop-model"
 FORMAT_VERSION = 1
 
+
 class ModelFileError(ValueError):
     """A file that load() cannot read as a backprop model: not ours, truncated, corrupted,
     or of an unknown format version. The message names the file and the problem."""

@@ -84,6 +84,7 @@ def as_callbacks(callbacks: Any, model: FitModel) -> list[Callback]:
         cb.set_model(model)
     return list(callbacks)
 
+
 #: metric name -> the losses it applies to (classification or regression)
 _CLASSIFICATION = ("softmax_cross_entropy", "binary_cross_entropy")
 METRICS = ("accuracy", "r2", "mae")
