@@ -251,7 +251,7 @@ def test_estimators_pickled_by_release_0_1_0_still_load() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn's version-mismatch warning, if any
         with open(FIXTURES / "estimators_v1.pkl", "rb") as f:
-            estimators = pickle.load(f)  # noqa: S301 - our own fixture
+            estimators = pickle.load(f)  # our own fixture
     Xq = np.asarray(expected["X_query"])
     clf, reg = estimators["classifier"], estimators["regressor"]
     np.testing.assert_allclose(clf.predict_proba(Xq), expected["classifier_proba"], rtol=1e-5)
