@@ -244,7 +244,7 @@ def test_a_crafted_object_array_is_refused_without_running_pickle(tmp_path) -> N
     evil[0] = _Evil()
     path = _rewrite(_saved(tmp_path), tmp_path / "evil.npz", theta=evil)
     _PICKLE_RAN.clear()
-    with pytest.raises(bp.ModelFileError, match=r"array 'theta' cannot be read safely.*pickle"):
+    with pytest.raises(bp.ModelFileError, match=r"array .theta. holds Python objects"):
         bp.load(path)
     assert _PICKLE_RAN == []
     # sanity check of the test itself: numpy with pickle allowed would run the payload
@@ -263,7 +263,10 @@ def test_a_crafted_object_array_is_refused_without_running_pickle(tmp_path) -> N
         (lambda c: c.pop("layers"), "missing entry 'layers'"),
         (lambda c: c["optimizer"].update({"steps": -3}), r"'steps' must be in \[0, 2\*\*62\)"),
         (lambda c: c.update({"loss": {"class": "eval", "config": {}}}), "unknown class 'eval'"),
-        (lambda c: c["layers"].pop(), r"'theta' holds \(123,\) values; the layers described need"),
+        (
+            lambda c: c["layers"].pop(),
+            r"array 'theta': expected float32 of shape \(102,\), found float32 \(123,\)",
+        ),
         (lambda c: c.update({"dropout_rng": -1}), "dropout_rng"),
         (lambda c: c.update({"dropout_rng": 2**64}), "dropout_rng"),
         (lambda c: c.update({"dropout_rng": "x"}), "dropout_rng"),
@@ -390,5 +393,7 @@ def test_a_huge_layer_in_the_description_is_refused_before_allocating(tmp_path) 
     config["layers"][2]["config"]["in_features"] = 1_000_000
     bad = _rewrite(path, tmp_path / "huge.npz", config=_config_bytes(config))
     # 10^11 float32 weights would need 400 GB: the size check comes first
-    with pytest.raises(bp.ModelFileError, match=r"'theta' holds \(\d+,\) values; the layers described need \(100"):
+    with pytest.raises(
+        bp.ModelFileError, match=r"array 'theta': expected float32 of shape \(100007000027,\)"
+    ):
         bp.load(bad)

@@ -32,7 +32,7 @@ from ._validation import (
 from .layers import LAYERS, Activation, Dense, Layer
 from .losses import LOSSES, Loss
 from .optimizers import OPTIMIZERS, Optimizer
-from .serialization import ModelFileError, read_model, write_model
+from .serialization import Expected, ModelFileError, read_model, write_model
 from .training import Callback, History, Progress, as_callbacks, check_metrics, compute_metrics
 
 Array = NDArray[Any]
@@ -651,33 +651,31 @@ def load(path: str | os.PathLike[str]) -> Sequential:
 
     Raises ModelFileError, naming the file, for a file that is not a backprop model, is
     truncated or corrupted, of an unknown format version, or describes an invalid model
-    (FileNotFoundError etc. for a file that cannot be opened).
+    (OSError for a file that cannot be opened). Memory is bounded by what the description
+    implies: arrays of another size are refused before they are read.
     """
     name = os.fspath(path)
-    config, state = read_model(name)
+    config, state = read_model(name, _file_arrays)
     try:
-        _check_size(config, state)
         model = Sequential.from_config(config)
         model.set_state(state)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as e:
         raise ModelFileError(f"{name}: invalid model description: {e}") from e
     return model
 
 
-def _check_size(config: dict[str, Any], state: dict[str, Any]) -> None:
-    """Refuse a description whose layers need more parameters than the file's weights hold,
-    before from_config allocates them (a crafted file must not reserve more memory than it
-    holds)."""
-    layers = config.get("layers")
+def _file_arrays(config: dict[str, Any]) -> Expected:
+    """The arrays a model file of this config holds besides its description: the weights
+    and the optimizer's buffers, with dtype and shape, sized without building the model
+    (a crafted description must not make load() allocate more than the file holds)."""
+    layers = config["layers"]
     if not isinstance(layers, list):
-        return  # from_config says what is wrong
-    n_params = 0
-    for i, spec in enumerate(layers):
-        layer = from_spec(spec, LAYERS, f"layers[{i}]")
-        if isinstance(layer, Dense):
-            n_params += layer.n_params
-    weights = state["weights"]
-    if weights.ndim != 1 or weights.size != n_params:
-        raise ValueError(
-            f"'theta' holds {weights.shape} values; the layers described need ({n_params},)"
-        )
+        raise ValueError(f"'layers' must be a list, got {layers!r:.100}")
+    built = [from_spec(spec, LAYERS, f"layers[{i}]") for i, spec in enumerate(layers)]
+    n_params = sum(layer.n_params for layer in built if isinstance(layer, Dense))
+    dtype = resolve_dtype(config["dtype"])
+    arrays: Expected = {"theta": (dtype, (n_params,))}
+    if config["optimizer"] is not None:
+        optimizer = from_spec(config["optimizer"], OPTIMIZERS, "optimizer")
+        arrays |= {f"opt_{k}": (dtype, (n_params,)) for k in optimizer.buffer_names}
+    return arrays

@@ -45,6 +45,11 @@ class Optimizer:
         """Optimizer buffers over the model's flat parameters (views, updated in place)."""
         return {} if self._bound is None else dict(self._bound.optimizer_state)
 
+    @property
+    def buffer_names(self) -> tuple[str, ...]:
+        """Names of the buffers this optimizer keeps over the parameters (its state)."""
+        raise NotImplementedError
+
     def check_state(self, buffers: dict[str, NDArray[Any]], where: str) -> None:
         """Refuse buffers this optimizer could not continue from: non-finite values (and,
         for Adam, a negative second moment). Names and shapes are the caller's to check."""
@@ -96,6 +101,10 @@ class SGD(Optimizer):
             "weight_decay": self.weight_decay,
         }
 
+    @property
+    def buffer_names(self) -> tuple[str, ...]:
+        return ("velocity",) if self.momentum != 0 else ()
+
     def _configure(self, executor: Executor) -> None:
         executor.set_sgd(self._lr, self.momentum, self.nesterov, self.weight_decay)
 
@@ -133,6 +142,10 @@ class Adam(Optimizer):
             "eps": self.eps,
             "weight_decay": self.weight_decay,
         }
+
+    @property
+    def buffer_names(self) -> tuple[str, ...]:
+        return ("m", "v")
 
     def _configure(self, executor: Executor) -> None:
         executor.set_adam(self._lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)
