@@ -17,6 +17,7 @@ converted once or refused. The dtype policy (README, "Errors and guarantees"):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -312,26 +313,35 @@ def check_range(value: Any, name: str, lo: float, hi: float, hi_open: bool = Tru
     return v
 
 
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """An integer (not a bool) >= minimum."""
+#: the largest count the core takes (its index type, Py_ssize_t, on 64-bit platforms)
+INDEX_MAX = 2**63 - 1
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: float = INDEX_MAX) -> int:
+    """An integer (not a bool) in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r:.100}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r:.100}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r:.100}")
     return int(value)
 
 
 def check_seed(value: Any, name: str) -> int | None:
     """None or an integer >= 0 (what numpy.random.default_rng takes as an entropy value)."""
-    return None if value is None else check_int(value, name, 0)
+    return None if value is None else check_int(value, name, 0, math.inf)
 
 
 def _as_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r:.100}")
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond any float
+        v = math.inf
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r:.100}")
     return v
 
 
@@ -352,8 +362,12 @@ def spec_of(obj: Any, registry: Mapping[str, type[Any]], what: str) -> dict[str,
 
 def from_spec(spec: Any, registry: Mapping[str, type[Any]], what: str) -> Any:
     """The object a spec describes: registry[spec["class"]](**spec["config"])."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"{what} must be {{'class': ..., 'config': {{...}}}}, got {spec!r}")
+    if (
+        not isinstance(spec, dict)
+        or spec.keys() != {"class", "config"}
+        or not isinstance(spec["config"], dict)
+    ):
+        raise ValueError(f"{what} must be {{'class': ..., 'config': {{...}}}}, got {spec!r:.200}")
     name = spec.get("class")
     cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
