@@ -78,7 +78,7 @@ def _load_bounded(path: Path, limit: int = 16 * MB) -> Exception:
     return info.value
 
 
-# -- 1: memory bounded by the description ---------------------------------------------------------
+# -- 1: memory bounded by the description
 
 
 def _bomb(n_bytes: int) -> bytes:
@@ -122,7 +122,7 @@ def test_a_member_stored_twice_is_refused(tmp_path):
     assert "stored twice" in str(_load_bounded(path))
 
 
-# -- 2: every failure is a ModelFileError ---------------------------------------------------------
+# -- 2: every failure is a ModelFileError
 
 
 def _edited(tmp_path: Path, edit) -> Path:
@@ -178,7 +178,7 @@ def test_config_that_is_not_utf8_is_a_model_file_error(tmp_path):
     _load_bounded(_write(tmp_path / "bytes.npz", members))
 
 
-# -- 3: the file's numbers are checked as the constructor checks them ----------------------------
+# -- 3: the file's numbers are checked as the constructor checks them
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_a_non_finite_velocity_is_refused(tmp_path):
     assert "buffer velocity' holds NaN" in str(_load_bounded(path))
 
 
-# -- 8: save's edge cases ---------------------------------------------------------------------------
+# -- 8: save's edge cases
 
 
 def test_save_writes_through_a_symlink_and_the_link_stays_a_link(tmp_path):
