@@ -115,7 +115,18 @@ def dense_backward(const floating[:, ::1] X not None, const floating[:, ::1] W n
             f"dense_backward: incompatible shapes X{_shape(X.shape, 2)} "
             f"W{_shape(W.shape, 2)} dY{_shape(dY.shape, 2)} dW{_shape(dW.shape, 2)} "
             f"db{_shape(db.shape, 1)}" + ("" if dX is None else f" dX{_shape(dX.shape, 2)}"))
+    cdef Py_ssize_t i, j
     if n_in == 0 or n_out == 0:
+        # zero-width: dW has no items, but db and dX are still written (db sums dY's
+        # columns, each dX item is a sum over no outputs)
+        for j in range(n_out):
+            db[j] = 0
+            for i in range(n):
+                db[j] += dY[i, j]
+        if dX is not None:
+            for i in range(n):
+                for j in range(n_in):
+                    dX[i, j] = 0
         return
     _ensure_blas()
     cdef floating* dx_ptr = NULL

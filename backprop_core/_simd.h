@@ -129,11 +129,12 @@ BP_CLONES BP_UNUSED static void bp_adam_##BP_S(BP_T* w, const BP_T* g, BP_T* m, 
         w[i] -= step * mi / (sqrt(vi) * inv_sqrt_bc2 + eps);                                \
     }                                                                                       \
 }                                                                                           \
-/* A := max(Z, 0) as z > 0 ? z : 0 (NaN and -0 give 0); A may be Z */                       \
+/* A := max(Z, 0) as z <= 0 ? 0 : z: -0 gives 0 and NaN stays NaN (as NumPy's and torch's    \
+   relu), so a NaN reaches the loss and the step is refused; A may be Z */                  \
 BP_CLONES BP_UNUSED static void bp_relu_##BP_S(const BP_T* Z, BP_T* A, Py_ssize_t n) {       \
     for (Py_ssize_t i = 0; i < n; i++) {                                                    \
         BP_T z = Z[i];                                                                      \
-        A[i] = z > 0 ? z : 0;                                                               \
+        A[i] = z <= 0 ? 0 : z;                                                              \
     }                                                                                       \
 }                                                                                           \
 /* dZ := dA where A > 0, else 0; dZ may be dA (loaded before the select: branch-free) */     \

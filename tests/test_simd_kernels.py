@@ -84,12 +84,14 @@ EDGES = [0.0, -0.0, 1e-45, -1e-45, 1e-310, -1e-310, np.inf, -np.inf, np.nan, 2.5
 
 @pytest.mark.parametrize("size", SIZES)
 def test_relu_forward_and_backward_match_numpy_exactly(rng, dtype, size):
-    """A = Z if Z > 0 else 0 (NaN, -0 and negative subnormals give 0); dZ = dA where A > 0."""
+    """A = 0 if Z <= 0 else Z (-0 and negative subnormals give 0, NaN stays NaN as in NumPy's
+    maximum and torch's relu); dZ = dA where A > 0."""
     Z = randn(rng, (1, size), dtype)
     Z.flat[: len(EDGES)] = np.array(EDGES[:size], dtype=dtype)
     A = np.full_like(Z, np.nan)
     core.activation_forward("relu", Z, A)
-    np.testing.assert_array_equal(A, np.where(Z > 0, Z, 0).astype(dtype))
+    np.testing.assert_array_equal(A, np.where(Z <= 0, 0, Z).astype(dtype))
+    np.testing.assert_array_equal(np.isnan(A), np.isnan(np.maximum(Z, 0)))
     assert not np.signbit(A).any()
     dA = randn(rng, (1, size), dtype)
     dA.flat[:3] = np.array([np.nan, np.inf, -np.inf][:size], dtype=dtype)

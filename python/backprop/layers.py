@@ -200,7 +200,7 @@ class Sigmoid(Activation):
 
 
 class ReLU(Activation):
-    """max(z, 0); derivative 0 at z = 0 (as PyTorch)."""
+    """max(z, 0); derivative 0 at z = 0 and NaN passed through (as PyTorch)."""
 
     name = "relu"
 
