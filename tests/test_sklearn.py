@@ -1,10 +1,14 @@
 """backprop.sklearn: the scikit-learn estimator suite, and the estimators' numbers checked
 against NumPy, scikit-learn's own functions and its MLPClassifier."""
 
+import ast
+import inspect
+import json
 import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +23,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from backprop.sklearn import MLPClassifier, MLPRegressor
+import backprop.sklearn
+from backprop.sklearn import MLPClassifier, MLPRegressor, _BaseMLP
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # Few epochs keep the tests fast; not converging is expected here (one test checks the warning)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -423,6 +430,100 @@ def test_pickle_round_trip_predicts_identically_and_keeps_training_state(make, s
     copy.partial_fit(X, y)
     for p, q in zip(est.coefs_ + est.intercepts_, copy.coefs_ + copy.intercepts_, strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+def test_unpickles_the_estimators_of_release_0_1_0():
+    """estimators_v1.pkl and the outputs in v1_expected.json were written by release 0.1.0."""
+    expected = json.loads((FIXTURES / "v1_expected.json").read_text())
+    with open(FIXTURES / "estimators_v1.pkl", "rb") as f:
+        saved = pickle.load(f)
+    clf, reg = saved["classifier"], saved["regressor"]
+    X = np.array(expected["X_query"])
+    assert clf.dtype == "float32" and clf.model_.dtype == np.float32
+    np.testing.assert_allclose(clf.predict_proba(X), expected["classifier_proba"], rtol=1e-5)
+    assert reg.dtype == "float64" and reg.model_.dtype == np.float64
+    np.testing.assert_allclose(reg.predict(X), expected["regressor_predict"], rtol=1e-12, atol=0)
+    # training continues from the pickled optimizer state, in the current pickle format too
+    X_train, y_train = np.array(expected["X_train"]), np.array(expected["y_train"])
+    again = pickle.loads(pickle.dumps(clf))
+    for est in (clf, again):
+        est.partial_fit(X_train, y_train)
+    assert clf.n_iter_ == again.n_iter_ == 6 and clf.loss_curve_ == again.loss_curve_
+    for p, q in zip(clf.coefs_ + clf.intercepts_, again.coefs_ + again.intercepts_, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def spoil_weights(state, value):
+    state["_model"]["state"]["weights"][0] = value
+
+
+def truncate_weights(state):
+    state["_model"]["state"]["weights"] = state["_model"]["state"]["weights"][:-1]
+
+
+def spoil_buffer(state):
+    next(iter(state["_model"]["state"]["optimizer"]["buffers"].values()))[3] = np.inf
+
+
+def spoil_legacy(state):
+    """The layout of release 0.1.0, with a NaN in a weight matrix."""
+    model = state.pop("_model")
+    params = np.split(model["state"]["weights"], [4 * 8, 4 * 8 + 8, 4 * 8 + 8 + 8 * 3])
+    shapes = [(4, 8), (8,), (8, 3), (3,)]
+    params = [p.reshape(s) for p, s in zip(params, shapes, strict=True)]
+    params[2][0, 0] = np.nan
+    state["_model_state"] = {"params": params, "seed": model["config"]["seed"],
+                             "optimizer": model["state"]["optimizer"]["buffers"],
+                             "steps": model["state"]["optimizer"]["steps"],
+                             "rng": model["state"]["rng"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spoil", "match"),
+    [
+        (truncate_weights, r"'weights' must be float32 of shape \(67,\)"),
+        (lambda s: spoil_weights(s, np.nan), "'weights' holds NaN or infinity"),
+        (lambda s: spoil_weights(s, -np.inf), "'weights' holds NaN or infinity"),
+        (spoil_buffer, "holds NaN or infinity"),
+        (lambda s: s.update(n_features_in_=5), "n_features_in_=5"),
+        (spoil_legacy, r"weights\[2\] holds NaN"),
+    ],
+)
+def test_unpickling_checks_the_network(monkeypatch, spoil, match):
+    X, y = blobs(k=3)
+    clf = MLPClassifier((8,), max_iter=2, random_state=0).fit(X, y)
+    state = clf.__getstate__()
+    spoil(state)
+    monkeypatch.setattr(clf, "__getstate__", lambda: state)
+    data = pickle.dumps(clf)
+    with pytest.raises(ValueError, match="cannot unpickle MLPClassifier") as err:
+        pickle.loads(data)
+    assert err.match(match)
+
+
+def test_each_estimator_lists_its_parameters_in_its_own_init():
+    assert "__init__" not in vars(_BaseMLP)
+    for make, extra in [(MLPClassifier, "class_weight"), (MLPRegressor, "huber_delta")]:
+        signature = inspect.signature(make.__init__)
+        names = [n for n in signature.parameters if n != "self"]
+        assert len(names) == 23 and names[-1] == extra
+        assert sorted(make().get_params()) == sorted(names)
+        assert make().get_params() == {n: signature.parameters[n].default for n in names}
+
+
+def test_the_estimators_use_only_the_models_public_api():
+    """No private attribute reached through a model (`model_._theta`, `model.optimizer._x`)
+    anywhere in backprop/sklearn.py."""
+    tree = ast.parse(Path(backprop.sklearn.__file__).read_text())
+    private = [
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and {"model", "model_"} & set(ast.unparse(node.value).split("."))
+    ]
+    assert private == []
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression", "regression3"])

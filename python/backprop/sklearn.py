@@ -4,8 +4,10 @@ from backprop.sklearn import MLPClassifier
 clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=50, random_state=0).fit(X, y)
 
 The parameters follow sklearn.neural_network's MLP (same names and defaults where the meaning
-is the same); each estimator builds a backprop.Sequential (`model_`) and trains it one
-compiled epoch at a time. Differences from scikit-learn's MLP, all documented per parameter:
+is the same); each estimator builds a backprop.Sequential (`model_`) and trains it through
+its public API: one model.fit call per fit (one epoch per partial_fit), with scikit-learn's
+stopping rule (backprop.callbacks.Plateau, rule "sklearn") run by a callback after every
+epoch. Differences from scikit-learn's MLP, all documented per parameter:
 solvers "sgd" (constant learning rate) and "adam" only; `alpha` is applied as the optimizer's
 L2 weight decay (on biases too); the squared error is mean((y - ŷ)²) without sklearn's 1/2;
 predictions and probabilities are float64 whatever the training dtype;
@@ -38,8 +40,10 @@ from sklearn.utils.validation import (
 from . import layers as _layers
 from . import losses as _losses
 from ._validation import check_int, check_positive, check_range, resolve_dtype
+from .callbacks import Plateau
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
+from .training import Callback, Logs
 
 Array = NDArray[Any]
 
@@ -53,63 +57,31 @@ _ACTIVATIONS: dict[str, type[_layers.Activation]] = {
 
 
 class _BaseMLP(BaseEstimator):  # type: ignore[misc]
-    """Shared machinery; see MLPClassifier and MLPRegressor for the parameters."""
+    """Shared machinery; see MLPClassifier and MLPRegressor for the parameters.
+
+    No __init__ here: scikit-learn's get_params reads the parameters from the signature of
+    each concrete class's own __init__.
+    """
 
     # fitted state, set by the first fit / partial_fit
     model_: Sequential
     classes_: Array
     stopped_early_: bool
     n_outputs_: int
+    n_iter_: int
+    t_: int
+    loss_curve_: list[float]
+    validation_scores_: list[float]
+    val_loss_curve_: list[float]
+    best_loss_: float
+    best_validation_score_: float
     _decay: float
-
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        loss: str = "squared_error",
-        solver: str = "adam",
-        alpha: float = 0.0001,
-        batch_size: int | str = "auto",
-        learning_rate_init: float = 0.001,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: int = 10,
-        dtype: str = "float32",
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.loss = loss
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.dtype = dtype
+    # what training carries over between partial_fit / warm_start calls (and pickles):
+    # the best weights so far under early_stopping, the stopping rule's count of epochs
+    # without progress (scikit-learn's name for it) and the held-out validation set
+    _best: list[Array] | None
+    _no_improvement_count: int
+    _val: tuple[Array, Array, Array | None] | None
 
     # -- hooks the subclasses fill in ------------------------------------------------------
 
@@ -249,14 +221,14 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             self._decay = float(self.alpha) / (self._batch(max(n_train, 1)) * max(mean_w, 1e-12))
             seed = int(rng.randint(np.iinfo(np.int32).max))
             self.model_ = self._build_model(X.shape[1], self.n_outputs_, seed)
-            self.loss_curve_: list[float] = []
-            self.validation_scores_: list[float] = []
-            self.val_loss_curve_: list[float] = []
+            self.loss_curve_ = []
+            self.validation_scores_ = []
+            self.val_loss_curve_ = []
             self.best_loss_ = np.inf
             self.best_validation_score_ = -np.inf
-            self._best: list[Array] | None = None
+            self._best = None
             self._no_improvement_count = 0
-            self._val: tuple[Array, Array, Array | None] | None = None
+            self._val = None
             self.stopped_early_ = False
             self.n_iter_ = 0
             self.t_ = 0
@@ -293,37 +265,27 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     def _run(
         self, X: Array, y_enc: Array, sw: Array | None, epochs: int, incremental: bool
     ) -> None:
+        """Train for up to `epochs` epochs in one model.fit call, _Stopping deciding when to
+        stop; then restore the best weights (early_stopping) and warn if max_iter ran out."""
         model = self.model_
-        batch = self._batch(X.shape[0])
-        stopped = False
+        stopping = _Stopping(self, X.shape[0])
         try:
-            for _ in range(epochs):
-                history = model.fit(
-                    X, y_enc, epochs=1, batch_size=batch, shuffle=self.shuffle,
-                    sample_weight=sw,
-                )  # fmt: skip
-                # the objective the optimizer descends: data loss + 0.5 * decay * ||theta||^2
-                loss = history.loss[0] + 0.5 * self._decay * sum(
-                    float(np.vdot(p, p)) for p in model.parameters()
-                )
-                self.n_iter_ += 1
-                self.t_ += X.shape[0]
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-                if self._val is not None:
-                    stopped = self._validate()
-                else:
-                    stopped = self._track_loss(loss)
-                if stopped:
-                    break
+            model.fit(
+                X, y_enc, epochs=epochs, batch_size=self._batch(X.shape[0]),
+                shuffle=self.shuffle, sample_weight=sw, validation_data=self._val,
+                callbacks=[stopping],
+            )  # fmt: skip
         except KeyboardInterrupt:
             # the core stops at a batch boundary with the weights of the last completed step
             warnings.warn("Training interrupted by user.", stacklevel=4)
-        if self._val is not None and self._best is not None and (stopped or not incremental):
-            for p, best in zip(model.parameters(), self._best, strict=True):
-                p[...] = best
-        if stopped:
+        # a partial_fit stream keeps its current weights until early stopping ends it
+        if (
+            self._val is not None
+            and self._best is not None
+            and (stopping.stopped or not incremental)
+        ):
+            model.set_weights(self._best)
+        if stopping.stopped:
             # only a validation stop ends a partial_fit stream
             self.stopped_early_ = self._val is not None
         elif not incremental and self.n_iter_ == self.max_iter:
@@ -333,46 +295,6 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 ConvergenceWarning,
                 stacklevel=4,
             )
-
-    def _track_loss(self, loss: float) -> bool:
-        """scikit-learn's rule: stop after n_iter_no_change + 1 epochs without the training
-        loss improving on its best by more than tol."""
-        if loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        self.best_loss_ = min(self.best_loss_, loss)
-        stop = self._no_improvement_count > self.n_iter_no_change
-        if stop and self.verbose:
-            print(
-                f"Training loss did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs. Stopping."
-            )
-        return stop
-
-    def _validate(self) -> bool:
-        """Score the held-out data, keep the best weights; True when training should stop."""
-        assert self._val is not None
-        X_val, y_val, sw_val = self._val
-        score = self._val_score(X_val, y_val, sw_val)
-        self.validation_scores_.append(score)
-        self.val_loss_curve_.append(float(self.model_.evaluate(X_val, y_val, sample_weight=sw_val)))
-        if self.verbose:
-            print(f"Validation score: {score:f}")
-        if score < self.best_validation_score_ + self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        if score > self.best_validation_score_:
-            self.best_validation_score_ = score
-            self._best = [p.copy() for p in self.model_.parameters()]
-        stop = self._no_improvement_count > self.n_iter_no_change
-        if stop and self.verbose:
-            print(
-                f"Validation score did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs. Stopping."
-            )
-        return stop
 
     # -- prediction ------------------------------------------------------------------------
 
@@ -399,7 +321,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self)
         return self.loss_curve_[-1]
 
-    # -- pickling: the compiled model is rebuilt from its parameters -----------------------
+    # -- pickling: the compiled model is rebuilt from its config and state -----------------
 
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = dict(super().__getstate__())
@@ -413,20 +335,105 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         saved = state.pop("_model", None)
         legacy = state.pop("_model_state", None)  # pickled by release 0.1.0
         super().__setstate__(state)
-        if saved is not None:
-            model = Sequential.from_config(saved["config"])
-            model.set_state(saved["state"])
-            self.model_ = model
-        elif legacy is not None:
-            model = self._build_model(self.n_features_in_, self.n_outputs_, legacy["seed"])
-            model.set_weights(legacy["params"])
-            current = model.get_state()
-            flat = np.concatenate([np.ravel(p) for p in legacy["params"]]).astype(model.dtype)
-            current["weights"] = flat
-            current["optimizer"] = {"steps": legacy["steps"], "buffers": legacy["optimizer"]}
-            current["rng"] = legacy["rng"]
-            model.set_state(current)
-            self.model_ = model
+        if saved is None and legacy is None:
+            return  # not fitted
+        try:
+            if saved is not None:
+                model = Sequential.from_config(saved["config"])
+                model.set_state(saved["state"])  # checks shapes, dtypes and finiteness
+            else:
+                model = self._legacy_model(legacy)
+            if (model.n_features_in, model.n_outputs) != (self.n_features_in_, self.n_outputs_):
+                raise ValueError(
+                    f"the network maps {model.n_features_in} features to {model.n_outputs} "
+                    f"outputs, the estimator has n_features_in_={self.n_features_in_} and "
+                    f"n_outputs_={self.n_outputs_}"
+                )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"cannot unpickle {type(self).__name__}: invalid network state ({e})"
+            ) from e
+        self.model_ = model
+
+    def _legacy_model(self, legacy: dict[str, Any]) -> Sequential:
+        """The network of an estimator pickled by release 0.1.0, which stored the build
+        seed, the parameters [W0, b0, ...], the optimizer's buffers and step count and the
+        shuffling generator's state."""
+        model = self._build_model(self.n_features_in_, self.n_outputs_, legacy["seed"])
+        model.set_weights(legacy["params"])
+        state = model.get_state()
+        state["optimizer"] = {"steps": legacy["steps"], "buffers": legacy["optimizer"]}
+        state["rng"] = legacy["rng"]
+        model.set_state(state)
+        return model
+
+
+class _Stopping(Callback):
+    """An estimator's per-epoch bookkeeping and scikit-learn's stopping rule, run by
+    model.fit after every epoch.
+
+    Records the epoch's objective (data loss + the L2 term) in loss_curve_ and counts
+    n_iter_ and t_ (n_rows per epoch). Under early_stopping it scores the validation set
+    into validation_scores_ and val_loss_curve_, and snapshots the weights into the
+    estimator's _best whenever the score reaches a new best. The monitored value (training
+    loss, or validation score under early_stopping) goes through Plateau(rule="sklearn"),
+    which starts from the estimator's best_loss_ / best_validation_score_ and
+    _no_improvement_count so that partial_fit and warm_start fits carry the count on, and
+    writes them back every epoch. Training stops (`stopped` becomes True) once more than
+    n_iter_no_change epochs in a row brought no gain of tol.
+    """
+
+    def __init__(self, est: _BaseMLP, n_rows: int) -> None:
+        super().__init__()
+        self.est = est
+        self.n_rows = n_rows
+        self.stopped = False
+        if est._val is None:
+            self.plateau = Plateau("min", est.tol, rule="sklearn")
+            self.plateau.best = est.best_loss_
+        else:
+            self.plateau = Plateau("max", est.tol, rule="sklearn")
+            self.plateau.best = est.best_validation_score_
+        self.plateau.wait = est._no_improvement_count
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        assert logs is not None  # model.fit passes the epoch's record
+        est = self.est
+        # the objective the optimizer descends: data loss + 0.5 * decay * ||theta||^2
+        loss = logs["loss"] + 0.5 * est._decay * sum(
+            float(np.vdot(p, p)) for p in est.model_.parameters()
+        )
+        est.n_iter_ += 1
+        est.t_ += self.n_rows
+        est.loss_curve_.append(loss)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        if est._val is None:
+            value, what = loss, "Training loss"
+        else:
+            value, what = est._val_score(*est._val), "Validation score"
+            est.validation_scores_.append(value)
+            est.val_loss_curve_.append(logs["val_loss"])
+            if est.verbose:
+                print(f"Validation score: {value:f}")
+        moved = self.plateau.update(value)
+        best = self.plateau.best
+        assert best is not None  # rule "sklearn" starts from -inf / inf
+        est._no_improvement_count = self.plateau.wait
+        if est._val is None:
+            est.best_loss_ = best
+        else:
+            est.best_validation_score_ = best
+            if moved:
+                est._best = self.model.get_weights()
+        if self.plateau.wait > est.n_iter_no_change:
+            if est.verbose:
+                print(
+                    f"{what} did not improve more than tol={est.tol:f} for "
+                    f"{est.n_iter_no_change} consecutive epochs. Stopping."
+                )
+            self.stopped = True
+            self.model.stop_training = True
 
 
 _DOC_PARAMS = """
@@ -466,9 +473,10 @@ _DOC_PARAMS = """
     (epochs of the last fit; partial_fit counts up), t_ (samples seen), and with
     early_stopping validation_scores_, val_loss_curve_, best_validation_score_,
     stopped_early_. Ctrl-C ends training at a batch boundary with a warning, keeping the
-    weights of the last step (as scikit-learn). Fitted estimators pickle: the network is
-    rebuilt from its weights, optimizer buffers and shuffling state, so it predicts the same
-    and training continues exactly (optimizer buffers and step count travel with it).
+    weights of the last step (as scikit-learn). Fitted estimators pickle: the network travels
+    as its config and state (weights, optimizer buffers and step count, shuffling state), so
+    the copy predicts the same and training continues exactly; unpickling checks that state
+    (ValueError if it is invalid) and also reads the pickles of release 0.1.0.
 """
 
 
@@ -514,30 +522,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         dtype: str = "float32",
         class_weight: Any = None,
     ) -> None:
-        super().__init__(
-            hidden_layer_sizes,
-            activation,
-            loss=loss,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            dtype=dtype,
-        )
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
         self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -705,30 +711,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
         dtype: str = "float32",
         huber_delta: float = 1.0,
     ) -> None:
-        super().__init__(
-            hidden_layer_sizes,
-            activation,
-            loss=loss,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            dtype=dtype,
-        )
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
         self.huber_delta = huber_delta
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
