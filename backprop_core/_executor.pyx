@@ -24,9 +24,10 @@ The executor knows ops and buffers, not layers or models; ``backprop.Sequential`
 """
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
+from cpython.pythread cimport PyThread_get_thread_ident
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport NAN, isfinite
+from libc.math cimport INFINITY, fabs, isfinite, pow, sqrt
 from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "Python.h":
@@ -59,6 +60,7 @@ cdef enum:
     # _step / _epoch results besides -1 (done) and a row index (invalid target)
     STEP_NONFINITE = -2
     STEP_INTERRUPTED = -3
+    STEP_OVERFLOW = -4  # the update would take a weight or buffer beyond the safe range
     POLL_WORK = 1 << 24  # multiply-adds between two signal polls in run_epoch (a few ms)
 
 cdef enum OptKind:
@@ -110,6 +112,9 @@ cdef struct Net:
     Py_ssize_t t              # optimizer steps taken (Adam bias correction)
     void* state1              # SGD velocity / Adam m
     void* state2              # Adam v
+    # upper bounds of max|theta|, max|state1|, max|state2|, carried from step to step
+    # (see _update_checked); < 0: unknown, scan before relying on them
+    double w_max, s1_max, s2_max
     bint any_fusable          # some Dense is fusable (else plain SGD stays one pass)
 
 
@@ -248,47 +253,169 @@ cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil
         _sgd_range(net, theta + op.b_off, dtheta + op.b_off, op.n_out)
 
 
-# Largest batch for which the bound in _gradients_finite holds in float32: n rounding errors
+# Largest batch for which the bound in _gradient_bound holds in float32: n rounding errors
 # of at most 2**-24 each grow a sum by less than a factor 2 while n * 2**-24 < ln 2.
 cdef Py_ssize_t BOUND_ROWS = 1 << 20
 
 
-cdef bint _gradients_finite(Net* net, floating* dtheta, Py_ssize_t n) noexcept nogil:
-    """No NaN or infinity in dtheta after a backward pass over n rows, read as little as can be.
+cdef double _gradient_bound(Net* net, floating* dtheta, Py_ssize_t n) noexcept nogil:
+    """An upper bound of max|dtheta| after a backward pass over n rows (infinity when a
+    gradient is not finite), reading as little as can be.
 
     A weight gradient dW = X.T @ dY (X:(n, n_in), dY:(n, n_out)) holds sums of n products, so
     |dW| <= n max|X| max|dY|, and with float rounding less than twice that (n <= BOUND_ROWS).
     When X and dY are finite and that bound is below half the largest float, dW is finite and
     is not read: only X and dY are, which is less memory when n (n_in + n_out) < n_in n_out, and
     memory the main thread wrote. That matters with two BLAS threads: the second thread wrote
-    part of dW on the other core, so scanning dW pulled it across, and the update did again
-    (bench/NOTES.md). Any other case (a non-finite X or dY, a large bound) scans dW itself.
+    part of dW on the other core, so scanning dW would pull it across, and the update does
+    again (bench/NOTES.md). Any other case (a non-finite X or dY, a large bound) scans dW.
     """
     cdef Op* op
     cdef int k
     cdef Py_ssize_t size
-    cdef double bound
+    cdef double bound, found, G = 0
     cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
     if not net.tiled:
-        return _all_finite(dtheta, net.n_params)
+        return _max_abs(dtheta, net.n_params)
     for k in range(net.first_param_op, net.n_ops):
         op = &net.ops[k]
         if op.kind != OP_DENSE:
             continue
-        if not _all_finite(dtheta + op.b_off, op.n_out):
-            return False
+        found = _max_abs(dtheta + op.b_off, op.n_out)
+        if not isfinite(found):
+            return INFINITY
+        G = found if found > G else G
         size = op.n_in * op.n_out
         if n <= BOUND_ROWS and (op.fused or n * (op.n_in + op.n_out) < size):
             bound = (_max_abs(<floating*>net.act[op.src], n * op.n_in)
                      * _max_abs(<floating*>net.grad[op.dst], n * op.n_out) * <double>n)
             if bound < limit:  # also False for a NaN or infinite factor
+                G = 2 * bound if 2 * bound > G else G
                 continue
         if op.fused:  # not proved finite: compute it, and update from it
             op.fused = False
             _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
-        if not _all_finite(dtheta + op.w_off, size):
+        found = _max_abs(dtheta + op.w_off, size)
+        if not isfinite(found):
+            return INFINITY
+        G = found if found > G else G
+    return G
+
+
+# Relative slack on the update bounds: the kernels' few roundings per element each add at
+# most one part in 2**24 (float32), far below this
+cdef double SLACK = 1.0 + 1e-5
+
+
+cdef bint _bounds_after(Net* net, double G, double half, double* w, double* s1,
+                        double* s2) noexcept nogil:
+    """Upper bounds (w, s1, s2) of max|theta|, max|state1|, max|state2| after this step's
+    update, from the carried bounds and G >= max|gradient|; True when all stay below half
+    the dtype's largest value (and so every new value is finite)."""
+    cdef double d, v, step
+    d = (G + net.weight_decay * net.w_max) * SLACK
+    s1[0] = s2[0] = 0
+    if net.opt_kind == OPT_SGD:
+        step = d
+        if net.momentum != 0:
+            v = (net.momentum * net.s1_max + d) * SLACK
+            s1[0] = v
+            step = (d + net.momentum * v) * SLACK if net.nesterov else v
+    else:  # Adam: |m_hat / (sqrt(v_hat) + eps)| <= |m| / (1 - beta1^t) / eps
+        s1[0] = (net.beta1 * net.s1_max + (1 - net.beta1) * d) * SLACK
+        s2[0] = (net.beta2 * net.s2_max + (1 - net.beta2) * d * d) * SLACK
+        step = s1[0] / (1 - pow(net.beta1, <double>(net.t + 1))) / net.eps * SLACK
+    w[0] = (net.w_max + net.lr * step) * SLACK
+    return w[0] < half and s1[0] < half and s2[0] < half  # False for NaN too
+
+
+cdef void _scan_bounds(Net* net, floating* theta) noexcept nogil:
+    """The exact max|.| of theta and of the optimizer buffers."""
+    net.w_max = _max_abs(theta, net.n_params)
+    net.s1_max = 0 if net.state1 == NULL else _max_abs(<floating*>net.state1, net.n_params)
+    net.s2_max = 0 if net.state2 == NULL else _max_abs(<floating*>net.state2, net.n_params)
+
+
+cdef bint _dry_update(Net* net, floating* theta, double half) noexcept nogil:
+    """Whether the update computed element by element, without writing it, keeps every new
+    weight and buffer below half the dtype's largest value; if so, the carried bounds become
+    the exact maxima of the new values (the slow path, for steps the bounds cannot clear)."""
+    cdef floating* g = <floating*>net.dtheta
+    cdef floating* m = <floating*>net.state1
+    cdef floating* v = <floating*>net.state2
+    cdef floating lr = <floating>net.lr, mu = <floating>net.momentum
+    cdef floating wd = <floating>net.weight_decay, b1 = <floating>net.beta1
+    cdef floating b2 = <floating>net.beta2, eps = <floating>net.eps
+    cdef floating c1 = <floating>(1 - net.beta1), c2 = <floating>(1 - net.beta2)
+    cdef floating step = <floating>(net.lr / (1 - pow(net.beta1, <double>(net.t + 1))))
+    cdef floating inv = <floating>(1 / sqrt(1 - pow(net.beta2, <double>(net.t + 1))))
+    cdef floating d, a, b, nw
+    cdef double w_max = 0, s1_max = 0, s2_max = 0
+    cdef Py_ssize_t i
+    for i in range(net.n_params):
+        d = g[i] + wd * theta[i]
+        a = b = 0
+        if net.opt_kind == OPT_SGD:
+            if net.momentum == 0:
+                nw = theta[i] - lr * d
+            else:
+                a = mu * m[i] + d
+                nw = theta[i] - lr * (d + mu * a if net.nesterov else a)
+        else:
+            a = b1 * m[i] + c1 * d
+            b = b2 * v[i] + c2 * d * d
+            nw = theta[i] - step * a / (sqrt(b) * inv + eps)
+        # (NaN fails every comparison: the max keeps it out, the test below catches it)
+        if not (fabs(nw) < half and fabs(a) < half and fabs(b) < half):
             return False
+        w_max = fabs(nw) if fabs(nw) > w_max else w_max
+        s1_max = fabs(a) if fabs(a) > s1_max else s1_max
+        s2_max = fabs(b) if fabs(b) > s2_max else s2_max
+    net.w_max, net.s1_max, net.s2_max = w_max * SLACK, s1_max * SLACK, s2_max * SLACK
     return True
+
+
+cdef bint _update_checked(Net* net, floating* theta, double G, Py_ssize_t n,
+                          bint fuse) noexcept nogil:
+    """The optimizer step, unless it would take a weight or an optimizer buffer to half the
+    dtype's largest value or beyond (from where the next step could overflow): then nothing is
+    written and False is returned.
+
+    Decided without reading theta: bounds of max|theta| and of the buffers are carried from
+    step to step (each update raises them by what it can add) and checked against G. Only
+    when they cannot clear a step are they rescanned exactly, and if that does not clear it
+    either, the update is computed once without writing (_dry_update). Parameters written
+    from outside between calls must be reported (Executor.parameters_changed) so the bounds
+    are rescanned."""
+    cdef double half = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
+    cdef double w, s1, s2
+    if net.w_max < 0:
+        _scan_bounds(net, theta)
+    if not _bounds_after(net, G, half, &w, &s1, &s2):
+        _scan_bounds(net, theta)
+        if not _bounds_after(net, G, half, &w, &s1, &s2):
+            _unfold(net, <floating*>net.dtheta, n)  # the dry run reads every gradient
+            if not _dry_update(net, theta, half):
+                return False
+            w, s1, s2 = net.w_max, net.s1_max, net.s2_max
+            fuse = False
+    if fuse:
+        _update_folded(net, theta, n)
+    else:
+        _update(net, theta)
+    net.w_max, net.s1_max, net.s2_max = w, s1, s2
+    return True
+
+
+cdef void _unfold(Net* net, floating* dtheta, Py_ssize_t n) noexcept nogil:
+    """Compute into dtheta every weight gradient this step would fold into its update."""
+    cdef Op* op
+    cdef int k
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE and op.fused:
+            op.fused = False
+            _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
 
 
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
@@ -301,6 +428,7 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
     """
     cdef floating* out
     cdef Py_ssize_t bad
+    cdef double G
     cdef bint train = net.training and mode >= MODE_GRAD
     cdef bint fuse = _folds(net, mode)
     _forward(net, X, n, train)
@@ -313,12 +441,11 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
         return bad if bad >= 0 else STEP_NONFINITE
     _backward(net, <floating*>net.theta, n, train, fuse)
     if mode == MODE_UPDATE:
-        if not _gradients_finite(net, <floating*>net.dtheta, n):
+        G = _gradient_bound(net, <floating*>net.dtheta, n)
+        if not isfinite(G):
             return STEP_NONFINITE
-        if fuse:
-            _update_folded(net, <floating*>net.theta, n)
-        else:
-            _update(net, <floating*>net.theta)
+        if not _update_checked(net, <floating*>net.theta, G, n, fuse):
+            return STEP_OVERFLOW
     return -1
 
 
@@ -521,6 +648,8 @@ cdef class Executor:
     cdef bytes _fmt
     cdef list _widths
     cdef object _gather_x, _gather_t, _gather_w  # fit's shuffled batch (bytes for targets)
+    cdef unsigned long _owner  # the thread that claimed the executor (0: none)
+    cdef int _claims           # its nested claims
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -563,6 +692,7 @@ cdef class Executor:
         self.net.opt_kind = OPT_NONE
         self.net.training = True
         self.net.rng = 0
+        self.net.w_max = -1
         self._capacity = 0
         self._buffers = []
 
@@ -646,7 +776,7 @@ cdef class Executor:
             op.dst = slot
         if not seen_param:
             raise ValueError("ops must hold at least one dense op")
-        # the gradient bound (see _gradients_finite) covers only gradients the ops write
+        # the gradient bound (see _gradient_bound) covers only gradients the ops write
         ranges = sorted([(o[3], o[1] * o[2]) for o in ops if o[0] == "dense"]
                         + [(o[4], o[2]) for o in ops if o[0] == "dense"])
         end = 0
@@ -721,6 +851,7 @@ cdef class Executor:
         self.net.lr, self.net.momentum, self.net.nesterov = lr, momentum, nesterov
         self.net.weight_decay = weight_decay
         self.net.t = 0
+        self.net.w_max = -1
 
     def set_adam(self, double lr, double beta1, double beta2, double eps,
                  double weight_decay=0.0):
@@ -734,6 +865,7 @@ cdef class Executor:
         self.net.lr, self.net.beta1, self.net.beta2 = lr, beta1, beta2
         self.net.eps, self.net.weight_decay = eps, weight_decay
         self.net.t = 0
+        self.net.w_max = -1
 
     @property
     def lr(self):
@@ -766,10 +898,70 @@ cdef class Executor:
         return {}
 
     cdef int _check_idle(self) except -1:
-        if self._busy:
+        if self._busy or (self._owner != 0 and self._owner != PyThread_get_thread_ident()):
             raise RuntimeError("this model is in use by another thread; a model runs one "
                                "call at a time (give each thread its own model)")
         return 0
+
+    def claim(self):
+        """Reserve the executor for the calling thread until release(): every call from
+        another thread is refused meanwhile (fit holds it for its whole run; the callbacks it
+        runs, in its thread, still may call). Claims by one thread nest."""
+        self._check_idle()
+        self._owner = PyThread_get_thread_ident()
+        self._claims += 1
+
+    def release(self):
+        """End one claim() of the calling thread."""
+        if self._owner != PyThread_get_thread_ident() or self._claims == 0:
+            raise RuntimeError("release: the executor is not claimed by this thread")
+        self._claims -= 1
+        if self._claims == 0:
+            self._owner = 0
+
+    def snapshot(self):
+        """(theta, {buffer name: buffer}, step_count, rng_state), copied in one go: no other
+        thread's call can run while they are taken (nor is one running: then this raises)."""
+        self._check_idle()
+        self._busy = True
+        try:
+            buffers = {k: v.copy() for k, v in self.optimizer_state.items()}
+            return self.theta.copy(), buffers, self.net.t, self.net.rng
+        finally:
+            self._busy = False
+
+    def restore(self, theta=None, dict buffers=None, step_count=None, rng_state=None):
+        """Write what is given in one go (arrays of theta's dtype and size; buffers by the
+        names optimizer_state has): the counterpart of snapshot. The caller checks values."""
+        cdef uint64_t rng = self.net.rng
+        cdef Py_ssize_t t = self.net.t
+        self._check_idle()
+        if step_count is not None:
+            if step_count < 0:
+                raise ValueError(f"step_count must be >= 0, got {step_count}")
+            t = step_count
+        if rng_state is not None:
+            rng = rng_state
+        state = self.optimizer_state
+        if buffers is not None and sorted(buffers) != sorted(state):
+            raise ValueError(f"buffers must be {sorted(state)}, got {sorted(buffers)}")
+        self._busy = True
+        try:
+            if theta is not None:
+                self.theta[...] = theta
+            for k, v in (buffers or {}).items():
+                state[k][...] = v
+            self.net.t, self.net.rng = t, rng
+            self.net.w_max = -1
+        finally:
+            self._busy = False
+
+    def parameters_changed(self):
+        """Say that theta or an optimizer buffer was written from outside the executor's calls:
+        the bounds that let an update skip reading them (see _update_checked) are rescanned
+        at the next update. restore() and set_sgd/set_adam do this themselves."""
+        self._check_idle()
+        self.net.w_max = -1
 
     cdef int _enter(self, int mode, Py_ssize_t n) except -1:
         """Check the call can run and mark the executor busy; the caller clears _busy in a
@@ -808,7 +1000,7 @@ cdef class Executor:
         row_bytes[0] = self._itemsize * self.net.n_out
         return _acquire(buf, T, "T", self._fmt, self._itemsize, _count(n, self.net.n_out), False)
 
-    def step(self, X, T, int mode=MODE_UPDATE, sample_weight=None, bint exact=False):
+    def step(self, X, T, int mode=MODE_UPDATE, sample_weight=None, bint exact=False, out=None):
         """One batch: forward X:(n, n_in), loss against T, and by mode backward / update.
 
         mode: MODE_LOSS (loss only), MODE_GRAD (also the gradients into dtheta) or
@@ -818,6 +1010,8 @@ cdef class Executor:
         loss. exact=True is the fast path for inputs that need no conversion: it returns
         None, running nothing, unless sample_weight is None, X is a finite 2-D C-contiguous
         (n >= 1, n_in) array of the dtype and T exactly the shape and dtype above (finite).
+        out: with MODE_GRAD, a (n_params,) array of the dtype that receives a copy of the
+        gradients before any other call can overwrite them.
         """
         if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be MODE_LOSS, MODE_GRAD or MODE_UPDATE, got {mode}")
@@ -848,11 +1042,17 @@ cdef class Executor:
                 c.x = self._input(&bx, X, n)
                 c.t = self._targets(&bt, T, n, &c.t_row)
                 c.w = self._weights(&bw, sample_weight, n)
+            if out is not None and (mode != MODE_GRAD or not isinstance(out, np.ndarray)
+                                    or out.dtype != self.dtype or out.shape != self.theta.shape
+                                    or np.shares_memory(out, self.theta)):
+                raise ValueError("out: a (n_params,) array of the dtype, for MODE_GRAD only")
             if n > self._capacity:  # after the checks: n comes from len(X), not the buffer
                 self._reserve(n)
             c.kind, c.mode, c.n = CALL_STEP, mode, n
             with nogil:
                 bad = _run(&self.net, &c, self._itemsize == 4)
+            if out is not None and bad == -1:
+                out[...] = self.dtheta
         finally:
             self._busy = False
             PyBuffer_Release(&bx)
@@ -863,6 +1063,8 @@ cdef class Executor:
         if bad == STEP_NONFINITE:
             raise FloatingPointError(f"the loss ({c.loss}) or a gradient is not finite; no "
                                      f"update was made (the parameters are unchanged)")
+        if bad == STEP_OVERFLOW:
+            raise FloatingPointError(_OVERFLOW)
         return c.loss
 
     def run_epoch(self, X, T, perm, Py_ssize_t batch_size, sample_weight=None):
@@ -917,10 +1119,11 @@ cdef class Executor:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         if bad == STEP_INTERRUPTED:
             _raise_pending()
-        if bad == STEP_NONFINITE:
+        if bad == STEP_NONFINITE or bad == STEP_OVERFLOW:
+            what = "the loss or a gradient is not finite" if bad == STEP_NONFINITE else _OVERFLOW
             raise FloatingPointError(
-                f"the loss or a gradient is not finite in the batch starting at row {c.at} of "
-                f"the epoch ({c.at // batch_size} batches done); no update was made for it")
+                f"{what}: in the batch starting at row {c.at} of the epoch "
+                f"({c.at // batch_size} batches done); no update was made for it")
         return c.loss
 
     def evaluate(self, X, T, Py_ssize_t chunk=1024, sample_weight=None):
@@ -1009,6 +1212,11 @@ cdef class Executor:
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
         return self._capacity
+
+
+_OVERFLOW = ("the update would take a weight or an optimizer buffer beyond half the largest "
+             "value of the model's dtype, where the next step could overflow; no update was "
+             "made (the parameters and optimizer state are unchanged)")
 
 
 # X items from which the fast path's finiteness scan releases the GIL (64 KB of float32:
