@@ -404,16 +404,21 @@ def executor(dtype=np.float64, loss="mse", opt=True, theta_guard=None):
 def test_executor_stays_inside_theta_and_its_buffers(dtype):
     ex, theta, dtheta = executor(dtype)
     X, T = inp((10, 3), dtype), inp((10, 2), dtype)
-    for mode in (0, 1, 2):
+    for mode in (core.MODE_LOSS, core.MODE_GRAD, core.MODE_UPDATE):
         assert np.isfinite(ex.step(X.array, T.array, mode))
     perm = np.random.default_rng(0).permutation(10)
     assert np.isfinite(ex.run_epoch(X.array, T.array, perm, 3))
     assert np.isfinite(ex.run_epoch(X.array, T.array, None, 4))
     assert np.isfinite(ex.evaluate(X.array, T.array, chunk=3))
+    w = inp((10,), dtype)  # row weights: an over-read of them would read the NaN guard
+    for mode in (core.MODE_LOSS, core.MODE_GRAD, core.MODE_UPDATE):
+        assert np.isfinite(ex.step(X.array, T.array, mode, sample_weight=w.array))
+    assert np.isfinite(ex.run_epoch(X.array, T.array, perm, 3, sample_weight=w.array))
+    assert np.isfinite(ex.evaluate(X.array, T.array, chunk=3, sample_weight=w.array))
     Y = out((10, 2), dtype)
     ex.predict(X.array, Y.array, chunk=4)
     assert np.isfinite(Y.array).all()
-    assert all(g.intact() for g in (theta, dtheta, X, T, Y))
+    assert all(g.intact() for g in (theta, dtheta, X, T, Y, w))
     assert np.isfinite(theta.array).all()
 
 
@@ -435,8 +440,8 @@ def test_executor_refuses_mismatched_call_buffers():
         "T wide": lambda: ex.step(X, np.zeros((4, 3))),
         "T float32": lambda: ex.step(X, T.astype(np.float32)),
         "T None": lambda: ex.step(X, None),
-        "mode 3": lambda: ex.step(X, T, 3),
-        "mode -1": lambda: ex.step(X, T, -1),
+        "mode past MODE_UPDATE": lambda: ex.step(X, T, core.MODE_UPDATE + 1),
+        "mode MODE_PREDICT": lambda: ex.step(X, T, core.Mode.MODE_PREDICT),
         "empty X": lambda: ex.step(np.zeros((0, 3)), np.zeros((0, 2))),
         "batch 0": lambda: ex.run_epoch(X, T, None, 0),
         "batch -5": lambda: ex.run_epoch(X, T, None, -5),
@@ -450,11 +455,13 @@ def test_executor_refuses_mismatched_call_buffers():
         "out read-only": lambda: ex.predict(X, read_only),
         "out None": lambda: ex.predict(X, None),
         "evaluate T short": lambda: ex.evaluate(X, T[:2]),
-        "W short": lambda: ex.step(X, T, 2, np.ones(3)),
-        "W long": lambda: ex.run_epoch(X, T, None, 2, np.ones(5)),
-        "W float32": lambda: ex.evaluate(X, T, 8, np.ones(4, np.float32)),
-        "W strided": lambda: ex.step(X, T, 1, np.ones(8)[::2]),
-        "W 2-D": lambda: ex.step(X, T, 1, np.ones((4, 2))),
+        "sample_weight short": lambda: ex.step(X, T, core.MODE_UPDATE, sample_weight=np.ones(3)),
+        "sample_weight long": lambda: ex.run_epoch(X, T, None, 2, sample_weight=np.ones(5)),
+        "sample_weight float32": lambda: ex.evaluate(X, T, 8, sample_weight=np.ones(4, np.float32)),
+        "sample_weight strided": lambda: ex.step(
+            X, T, core.MODE_GRAD, sample_weight=np.ones(8)[::2]
+        ),
+        "sample_weight 2-D": lambda: ex.step(X, T, core.MODE_GRAD, sample_weight=np.ones((4, 2))),
     }
     before = theta.array.copy()
     failures = []
@@ -492,6 +499,20 @@ def test_executor_chunk_below_one_is_one():
     expected = ex.evaluate(X, T)
     for chunk in (0, -3):
         assert ex.evaluate(X, T, chunk=chunk) == pytest.approx(expected, rel=1e-12)
+
+
+def test_executor_step_count_is_settable_and_checked():
+    """step_count (Adam's t) counts update steps and may be restored, but not below zero."""
+    ex, *_ = executor()
+    X, T = inp((4, 3)).array, inp((4, 2)).array
+    ex.step(X, T, core.MODE_GRAD)
+    assert ex.step_count == 0
+    ex.step(X, T, core.MODE_UPDATE)
+    assert ex.step_count == 1
+    ex.step_count = 7
+    with pytest.raises(ValueError, match="step_count must be >= 0"):
+        ex.step_count = -1
+    assert ex.step_count == 7
 
 
 @pytest.mark.parametrize(
@@ -540,6 +561,30 @@ def test_executor_refuses_read_only_parameters():
     theta.flags.writeable = False
     with pytest.raises(ValueError, match="writable"):
         core.Executor([("dense", 3, 4, 0, 12)], theta, np.zeros(16))
+
+
+@pytest.mark.parametrize(
+    "overlap",
+    ["same-array", "same-memory-another-view", "shifted", "one-element"],
+)
+def test_executor_refuses_theta_and_dtheta_sharing_memory(overlap):
+    """A gradient written into dtheta must never land on the parameters it is computed from:
+    any overlap of theta and dtheta is refused; disjoint parts of one buffer are fine."""
+    pool = np.zeros(40)
+    theta = pool[:16]
+    dtheta = {
+        "same-array": theta,
+        "same-memory-another-view": pool[:16].view(),
+        "shifted": pool[4:20],
+        "one-element": pool[15:31],
+    }[overlap]
+    with pytest.raises(ValueError, match="theta and dtheta must not share memory"):
+        core.Executor([("dense", 3, 4, 0, 12)], theta, dtheta)
+    ex = core.Executor([("dense", 3, 4, 0, 12)], theta, pool[16:32])  # adjacent, disjoint
+    ex.set_loss("mse")
+    ex.step(np.ones((2, 3)), np.ones((2, 4)), core.MODE_GRAD)
+    np.testing.assert_array_equal(pool[:16], 0)  # the gradient went to dtheta only
+    assert np.any(pool[16:32] != 0) and (pool[32:] == 0).all()
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,7 @@ def test_saved_file_is_a_plain_npz_without_object_arrays(tmp_path) -> None:
         }
         assert int(npz["format_version"]) == FORMAT_VERSION
         config = json.loads(npz["config"].tobytes())
-        np.testing.assert_array_equal(npz["theta"], model._theta)
+        np.testing.assert_array_equal(npz["theta"], model.get_state()["weights"])
     assert [layer["class"] for layer in config["layers"]] == [
         "Dense",
         "LeakyReLU",
@@ -365,7 +365,7 @@ def test_round_trip_with_dropout_regression_losses_and_eval_mode(tmp_path, loss)
     h1 = model.fit(X, y, epochs=2, batch_size=8)
     h2 = loaded.fit(X, y, epochs=2, batch_size=8)
     assert h1.loss == h2.loss
-    np.testing.assert_array_equal(loaded._theta, model._theta)
+    np.testing.assert_array_equal(loaded.get_state()["weights"], model.get_state()["weights"])
     model.train()
     model.save(tmp_path / "train.npz")
     assert bp.load(tmp_path / "train.npz").training
@@ -382,7 +382,7 @@ def test_continued_training_with_active_dropout_is_identical(tmp_path) -> None:
     h_model = model.fit(X, y, epochs=2, batch_size=8)
     h_loaded = loaded.fit(X, y, epochs=2, batch_size=8)
     assert h_loaded.loss == h_model.loss
-    np.testing.assert_array_equal(loaded._theta, model._theta)
+    np.testing.assert_array_equal(loaded.get_state()["weights"], model.get_state()["weights"])
 
 
 def test_a_huge_layer_in_the_description_is_refused_before_allocating(tmp_path) -> None:

@@ -2,6 +2,7 @@
 update, and Ctrl-C ends an epoch at a batch boundary. The reference for "the weights of the
 last finite step" is a replay of the same batches by train_step on a copy."""
 
+import copy
 import threading
 
 import numpy as np
@@ -20,7 +21,7 @@ def test_nonfinite_loss_changes_nothing():
     )
     step = 0
     while True:
-        theta = model._theta.copy()
+        theta = model.get_state()["weights"]
         velocity = model.optimizer.state["velocity"].copy()
         try:
             model.train_step(X, y)
@@ -30,7 +31,7 @@ def test_nonfinite_loss_changes_nothing():
         step += 1
         assert step < 100, "the learning rate never blew up"
     assert step > 0 and np.isfinite(theta).all()
-    np.testing.assert_array_equal(model._theta, theta)
+    np.testing.assert_array_equal(model.get_state()["weights"], theta)
     np.testing.assert_array_equal(model.optimizer.state["velocity"], velocity)
     assert model.optimizer.steps == step
 
@@ -42,10 +43,10 @@ def test_nonfinite_gradient_with_finite_loss_is_refused():
         bp.MSE(), bp.SGD(lr=1e-3)
     )
     X = np.array([[3e38]], np.float32)
-    theta = model._theta.copy()
+    theta = model.get_state()["weights"]
     with pytest.raises(FloatingPointError, match="not finite"):
         model.train_step(X, np.zeros((1, 1)))
-    np.testing.assert_array_equal(model._theta, theta)
+    np.testing.assert_array_equal(model.get_state()["weights"], theta)
 
 
 def test_fit_divergence_keeps_the_last_finite_step():
@@ -61,8 +62,9 @@ def test_fit_divergence_keeps_the_last_finite_step():
     steps = model.optimizer.steps
     for s in range(steps):
         replay.train_step(X[4 * s : 4 * s + 4], y[4 * s : 4 * s + 4])
-    assert 0 < steps < 16 and np.isfinite(model._theta).all()
-    np.testing.assert_array_equal(model._theta, replay._theta)
+    weights = model.get_state()["weights"]
+    assert 0 < steps < 16 and np.isfinite(weights).all()
+    np.testing.assert_array_equal(weights, replay.get_state()["weights"])
 
 
 def test_ctrl_c_ends_an_epoch_at_a_batch_boundary():
@@ -88,13 +90,14 @@ def test_ctrl_c_ends_an_epoch_at_a_batch_boundary():
     assert 0 < steps < 200_000 // 16  # stopped inside the epoch
     for s in range(steps):
         replay.train_step(X[16 * s : 16 * s + 16], y[16 * s : 16 * s + 16])
-    np.testing.assert_array_equal(model._theta, replay._theta)
+    np.testing.assert_array_equal(model.get_state()["weights"], replay.get_state()["weights"])
     assert np.isfinite(model.train_step(X[:16], y[:16]))  # not left busy or broken
 
 
 def test_restored_adam_state_continues_exactly():
-    """Copying weights, m, v and the step count into a fresh model continues Adam exactly
-    as the original (what save/load and pickling rely on)."""
+    """Copying weights, m, v and the step count into a fresh model (set_state: what save/load
+    and pickling rely on) continues Adam exactly as the original. Without the step count,
+    Adam's bias correction differs and so do the weights."""
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
 
@@ -103,15 +106,28 @@ def test_restored_adam_state_continues_exactly():
             bp.MSE(), bp.Adam(lr=0.01)
         )
 
-    a, b = make(), make()
+    a, b, c = make(), make(), make()
     for _ in range(5):
         a.train_step(X, y)
-    b._theta[...] = a._theta
-    for key, buf in a.optimizer.state.items():
-        b.optimizer.state[key][...] = buf
-    b._executor.step_count = a._executor.step_count
-    with pytest.raises(ValueError, match="step_count must be >= 0"):
-        b._executor.step_count = -1
+    saved = a.get_state()
+    assert saved["optimizer"]["steps"] == 5 and set(saved["optimizer"]["buffers"]) == {"m", "v"}
+    fresh = b.get_state()
+    bad = copy.deepcopy(saved)
+    bad["optimizer"]["steps"] = -1
+    with pytest.raises(ValueError, match=r"optimizer 'steps' must be in \[0, 2\*\*62\)"):
+        b.set_state(bad)
+    np.testing.assert_array_equal(b.get_state()["weights"], fresh["weights"])  # unchanged
+    assert b.optimizer.steps == 0
+    b.set_state(saved)
+    assert b.optimizer.steps == a.optimizer.steps == 5
+    no_steps = copy.deepcopy(saved)
+    no_steps["optimizer"]["steps"] = 0
+    c.set_state(no_steps)
     for _ in range(3):
-        assert a.train_step(X, y) == b.train_step(X, y)
-    np.testing.assert_array_equal(a._theta, b._theta)
+        loss = a.train_step(X, y)
+        assert b.train_step(X, y) == loss
+        c.train_step(X, y)
+    np.testing.assert_array_equal(a.get_state()["weights"], b.get_state()["weights"])
+    for key, buf in a.optimizer.state.items():
+        np.testing.assert_array_equal(b.optimizer.state[key], buf)
+    assert not np.array_equal(c.get_state()["weights"], a.get_state()["weights"])

@@ -359,8 +359,11 @@ def test_parameters_are_views_updated_in_place() -> None:
     assert model.layers[0].W is W  # the same array object...
     assert model.parameters()[0] is W
     assert not np.array_equal(W, W_initial)  # ...whose contents the training changed
-    # the gradient views are distinct memory
+    # the gradients are distinct memory: read-only copies of the last gradients() result
+    (dW, _), _ = model.gradients(X, y)
     assert not np.shares_memory(model.layers[0].dW, W)
+    assert not np.shares_memory(dW, W) and not np.shares_memory(model.layers[0].dW, dW)
+    assert not model.layers[0].dW.flags.writeable
 
 
 def test_setting_weights_by_hand_changes_predictions() -> None:
@@ -422,8 +425,10 @@ def test_gradcheck_on_float32_model_checks_a_float64_copy_and_changes_nothing() 
         [bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 2), bp.Sigmoid()], dtype="float32", seed=0
     )
     model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.1))
-    model.train_step(X, y)  # leave some gradients in dW / db
+    model.train_step(X, y)
+    model.gradients(X[:3], y[:3])  # leave some gradients in dW / db
     params, grads = _snapshot(model), _gradient_snapshot(model)
+    state = model.get_state()
     predictions = model.predict(X)
     err = bp.gradcheck(model, X, y)
     # in float32 the central differences alone would be off by ~1e-7 / 1e-6 ≈ 1e-1
@@ -434,6 +439,9 @@ def test_gradcheck_on_float32_model_checks_a_float64_copy_and_changes_nothing() 
     assert _same(grads, _gradient_snapshot(model))
     np.testing.assert_array_equal(model.predict(X), predictions)
     assert model.optimizer is not None and model.optimizer.steps == 1
+    after = model.get_state()
+    np.testing.assert_array_equal(after["weights"], state["weights"])
+    assert after["rng"] == state["rng"] and after["dropout_rng"] == state["dropout_rng"]
 
 
 def test_gradcheck_agrees_with_an_independent_central_difference() -> None:

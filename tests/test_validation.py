@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
+import backprop_core as core
 
 
 @pytest.fixture
@@ -246,9 +247,11 @@ def test_divergence_raises_instead_of_returning_nan():
 
 
 def test_core_executor_checks_buffers():
-    """Second line of defence: the compiled executor refuses wrong buffers itself."""
-    m = bp.Sequential([bp.Dense(3, 2)], dtype="float64").compile(bp.MSE(), bp.SGD(0.1))
-    ex = m._executor
+    """Second line of defence: the compiled executor refuses wrong buffers itself (here one
+    built directly, as Sequential([Dense(3, 2)], dtype="float64") with MSE and SGD builds it)."""
+    ex = core.Executor([("dense", 3, 2, 0, 6)], np.zeros(8), np.zeros(8))
+    ex.set_loss("mse")
+    ex.set_sgd(0.1)
     with pytest.raises(ValueError, match="X: expected 6 items"):
         ex.step(np.zeros((2, 2)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="X: expected items of format 'd'"):
