@@ -60,7 +60,7 @@ cdef enum:
     # _step / _epoch results besides -1 (done) and a row index (invalid target)
     STEP_NONFINITE = -2
     STEP_INTERRUPTED = -3
-    STEP_OVERFLOW = -4  # the update would take a weight or buffer beyond the safe range
+    STEP_OVERFLOW = -4  # the update would make a weight or an optimizer buffer non-finite
     POLL_WORK = 1 << 24  # multiply-adds between two signal polls in run_epoch (a few ms)
 
 cdef enum OptKind:
@@ -336,10 +336,11 @@ cdef void _scan_bounds(Net* net, floating* theta) noexcept nogil:
     net.s2_max = 0 if net.state2 == NULL else _max_abs(<floating*>net.state2, net.n_params)
 
 
-cdef bint _dry_update(Net* net, floating* theta, double half) noexcept nogil:
+cdef bint _dry_update(Net* net, floating* theta, double top) noexcept nogil:
     """Whether the update computed element by element, without writing it, keeps every new
-    weight and buffer below half the dtype's largest value; if so, the carried bounds become
-    the exact maxima of the new values (the slow path, for steps the bounds cannot clear)."""
+    weight and buffer finite (below top: the largest value less a millionth, a margin for
+    the kernels' own rounding); if so, the carried bounds become the maxima of the new
+    values (the slow path, for steps the bounds cannot clear)."""
     cdef floating* g = <floating*>net.dtheta
     cdef floating* m = <floating*>net.state1
     cdef floating* v = <floating*>net.state2
@@ -366,7 +367,7 @@ cdef bint _dry_update(Net* net, floating* theta, double half) noexcept nogil:
             b = b2 * v[i] + c2 * d * d
             nw = theta[i] - step * a / (sqrt(b) * inv + eps)
         # (NaN fails every comparison: the max keeps it out, the test below catches it)
-        if not (fabs(nw) < half and fabs(a) < half and fabs(b) < half):
+        if not (fabs(nw) < top and fabs(a) < top and fabs(b) < top):
             return False
         w_max = fabs(nw) if fabs(nw) > w_max else w_max
         s1_max = fabs(a) if fabs(a) > s1_max else s1_max
@@ -377,16 +378,16 @@ cdef bint _dry_update(Net* net, floating* theta, double half) noexcept nogil:
 
 cdef bint _update_checked(Net* net, floating* theta, double G, Py_ssize_t n,
                           bint fuse) noexcept nogil:
-    """The optimizer step, unless it would take a weight or an optimizer buffer to half the
-    dtype's largest value or beyond (from where the next step could overflow): then nothing is
-    written and False is returned.
+    """The optimizer step, unless it would make a weight or an optimizer buffer non-finite:
+    then nothing is written and False is returned.
 
-    Decided without reading theta: bounds of max|theta| and of the buffers are carried from
-    step to step (each update raises them by what it can add) and checked against G. Only
-    when they cannot clear a step are they rescanned exactly, and if that does not clear it
-    either, the update is computed once without writing (_dry_update). Parameters written
-    from outside between calls must be reported (Executor.parameters_changed) so the bounds
-    are rescanned."""
+    Decided without reading theta in ordinary training: bounds of max|theta| and of the
+    buffers are carried from step to step (each update raises them by what it can add), and
+    a step clears when they stay below half the largest value. Only a step they cannot clear
+    rescans them exactly, and if that does not clear it either, the update is computed once
+    without writing (_dry_update), which decides exactly. Parameters written from outside
+    between calls must be reported (Executor.parameters_changed) so the bounds are rescanned.
+    """
     cdef double half = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
     cdef double w, s1, s2
     if net.w_max < 0:
@@ -395,7 +396,7 @@ cdef bint _update_checked(Net* net, floating* theta, double G, Py_ssize_t n,
         _scan_bounds(net, theta)
         if not _bounds_after(net, G, half, &w, &s1, &s2):
             _unfold(net, <floating*>net.dtheta, n)  # the dry run reads every gradient
-            if not _dry_update(net, theta, half):
+            if not _dry_update(net, theta, 2 * half * (1 - 1e-6)):
                 return False
             w, s1, s2 = net.w_max, net.s1_max, net.s2_max
             fuse = False
@@ -1214,9 +1215,9 @@ cdef class Executor:
         return self._capacity
 
 
-_OVERFLOW = ("the update would take a weight or an optimizer buffer beyond half the largest "
-             "value of the model's dtype, where the next step could overflow; no update was "
-             "made (the parameters and optimizer state are unchanged)")
+_OVERFLOW = ("the update would make a weight or an optimizer buffer overflow the model's "
+             "dtype (non-finite); no update was made (the parameters and optimizer state are "
+             "unchanged)")
 
 
 # X items from which the fast path's finiteness scan releases the GIL (64 KB of float32:

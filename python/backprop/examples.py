@@ -26,8 +26,7 @@ def neuron() -> None:
     """One sigmoid neuron: inputs (2, 3, 4), weights (0.1, 0.5, 0.9), bias -2, target 1."""
     dense = bp.Dense(3, 1)
     model = bp.Sequential([dense, bp.Sigmoid()], dtype="float64", seed=0)
-    dense.W[:] = [[0.1], [0.5], [0.9]]
-    dense.b[:] = [-2.0]
+    model.set_weights([[[0.1], [0.5], [0.9]], [-2.0]])
     model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=1.0))
     x, y = np.array([[2.0, 3.0, 4.0]]), np.array([1.0])
     print(explain(model, x[0], y[0], lr=1.0))
@@ -138,10 +137,9 @@ def two_three_one() -> None:
     hidden, output = bp.Dense(2, 3), bp.Dense(3, 1)
     model = bp.Sequential([hidden, bp.Sigmoid(), output, bp.Identity()], dtype="float64", seed=0)
     # the library's W is (in, out): W[k - 1, j - 1] = w^l_jk
-    hidden.W[:] = [[0.4, -0.3, 0.9], [-0.6, 0.8, 0.2]]
-    hidden.b[:] = [0.1, -0.2, 0.05]
-    output.W[:] = [[0.5], [-1.1], [0.7]]
-    output.b[:] = [-0.15]
+    model.set_weights(
+        [[[0.4, -0.3, 0.9], [-0.6, 0.8, 0.2]], [0.1, -0.2, 0.05], [[0.5], [-1.1], [0.7]], [-0.15]]
+    )
     model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.1))
     x, y = np.array([[0.7, -1.3]]), np.array([0.25])
     print(explain(model, x[0], y[0], lr=0.1))

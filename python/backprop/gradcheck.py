@@ -27,14 +27,17 @@ def gradcheck(
     X, y = m64.validate(X, y, "gradcheck")
     _, grad = m64.loss_and_gradient(X, y)
     fd = np.empty_like(grad)
+    weights = m64.get_weights()  # in the gradient's order
     i = 0
-    for p in m64.parameters():  # writable views, in the gradient's order
+    for p in weights:
         flat = p.reshape(-1)
         for j in range(flat.size):
             old = flat[j]
             flat[j] = old + eps
+            m64.set_weights(weights)
             up = m64.evaluate(X, y)
             flat[j] = old - eps
+            m64.set_weights(weights)
             down = m64.evaluate(X, y)
             flat[j] = old
             fd[i] = (up - down) / (2 * eps)

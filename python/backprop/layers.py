@@ -100,12 +100,13 @@ class Dense(Layer):
 
     @property
     def W(self) -> Array:
-        """Weights (in_features, out_features): a writable view the training step updates."""
+        """Weights (in_features, out_features): a read-only view of the memory the training
+        step updates (model.set_weights writes it)."""
         return self._view(0)
 
     @property
     def b(self) -> Array:
-        """Bias (out_features,): a writable view the training step updates."""
+        """Bias (out_features,): a read-only view of the memory the training step updates."""
         return self._view(1)
 
     @property
@@ -165,6 +166,9 @@ class Dense(Layer):
         W, b = theta[offset:w_end].reshape(n_in, n_out), theta[w_end:b_end]
         W[...] = INITIALIZERS[self.weight_init](rng, (n_in, n_out), n_in, n_out)
         b[...] = INITIALIZERS[self.bias_init](rng, (n_out,), n_in, n_out)
+        # read-only: the model writes them (set_weights, set_state) and so knows of every
+        # change (its overflow guard carries bounds of the weights from step to step)
+        W.flags.writeable = b.flags.writeable = False
         self._views = (W, b)
         self._offsets = (offset, w_end)
         return b_end

@@ -10,7 +10,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -36,6 +36,12 @@ from .serialization import Expected, ModelFileError, read_model, write_model
 from .training import Callback, History, Progress, as_callbacks, check_metrics, compute_metrics
 
 Array = NDArray[Any]
+
+
+class _Slice(NamedTuple):
+    start: int
+    stop: int
+    shape: tuple[int, ...]
 
 
 class Sequential:
@@ -154,7 +160,8 @@ class Sequential:
         self._executor.seed(int(np.random.default_rng(entropy).integers(2**63)))
 
     def parameters(self) -> list[Array]:
-        """[W0, b0, W1, b1, ...]: writable views of the parameters, in layer order."""
+        """[W0, b0, W1, b1, ...]: read-only views of the parameters, in layer order (the very
+        memory training updates; set_weights writes them)."""
         return [p for layer in self.layers for p in layer.parameters()]
 
     @property
@@ -200,8 +207,8 @@ class Sequential:
         get_weights() flattened (W0, b0, W1, b1, ...)."""
         X, y = self._batch(X, y, where, check_range=False)
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, where)
-        loss = float(self._executor.step(X, y, MODE_GRAD, sample_weight=w))
-        grad = self._dtheta.copy()
+        grad = np.empty_like(self._theta)
+        loss = float(self._executor.step(X, y, MODE_GRAD, sample_weight=w, out=grad))
         check_result(grad.reshape(1, -1), "a gradient", where, self.dtype)
         return loss, grad
 
@@ -326,6 +333,32 @@ class Sequential:
             raise RuntimeError(
                 "fit: the model has no optimizer; call model.compile(loss=..., optimizer=...)"
             )
+        # the whole run is this thread's: another thread's call is refused until fit returns
+        self._executor.claim()
+        try:
+            return self._fit(
+                X, y, epochs, batch_size, shuffle, validation_data, validation_split,
+                callbacks, on_nonfinite, verbose, seed, sample_weight,
+            )  # fmt: skip
+        finally:
+            self._executor.release()
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        validation_data: tuple[Any, ...] | None,
+        validation_split: float,
+        callbacks: Sequence[Callback] | None,
+        on_nonfinite: str,
+        verbose: int,
+        seed: int | None,
+        sample_weight: Any,
+    ) -> History:
+        assert self.optimizer is not None
         epochs = check_int(epochs, "fit: epochs", 0)
         batch_size = check_int(batch_size, "fit: batch_size", 1)
         verbose = check_int(verbose, "fit: verbose", 0)
@@ -439,13 +472,22 @@ class Sequential:
 
     def get_weights(self) -> list[Array]:
         """[W0, b0, W1, b1, ...]: copies of each Dense's weights (in, out) and bias (out,),
-        in layer order (Keras's get_weights)."""
-        return [p.copy() for p in self.parameters()]
+        in layer order (Keras's get_weights), taken in one go."""
+        theta = self._executor.snapshot()[0]
+        return [theta[p.start : p.stop].reshape(p.shape) for p in self._slices()]
+
+    def _slices(self) -> list[_Slice]:
+        """Where W0, b0, W1, b1, ... sit in the flat parameters."""
+        out = []
+        for layer, (w_off, b_off) in zip(self._dense, self._offsets(), strict=True):
+            out.append(_Slice(w_off, b_off, (layer.in_features, layer.out_features)))
+            out.append(_Slice(b_off, b_off + layer.out_features, (layer.out_features,)))
+        return out
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every Dense's W and b from a list shaped as get_weights() gives it; values are
         converted to the model's dtype and must be finite. Nothing changes on error."""
-        params = self.parameters()
+        params = self._slices()
         if not isinstance(weights, (list, tuple)):
             raise TypeError(
                 f"set_weights: weights must be a list of arrays [W0, b0, W1, b1, ...], "
@@ -456,12 +498,11 @@ class Sequential:
                 f"set_weights: expected {len(params)} arrays [W0, b0, W1, b1, ...], "
                 f"got {len(weights)}"
             )
-        values = [
-            self._param_array(w, p.shape, f"set_weights: weights[{i}]")
-            for i, (w, p) in enumerate(zip(weights, params, strict=True))
-        ]
-        for p, value in zip(params, values, strict=True):
-            p[...] = value
+        theta = np.empty_like(self._theta)
+        for i, (w, p) in enumerate(zip(weights, self._slices(), strict=True)):
+            value = self._param_array(w, p.shape, f"set_weights: weights[{i}]")
+            theta[p.start : p.stop] = value.reshape(-1)
+        self._executor.restore(theta=theta)
 
     def _param_array(self, value: Any, shape: tuple[int, ...], name: str) -> Array:
         try:
@@ -525,17 +566,15 @@ class Sequential:
          "optimizer": None or {"steps": int, "buffers": {name: (n_params,) array}},
          "rng": the shuffling generator's state, "dropout_rng": int, "training": bool}.
         set_state(state) on a model of the same config continues bit for bit from here."""
+        theta, buffers, steps, dropout = self._executor.snapshot()
         optimizer = None
         if self.optimizer is not None:
-            optimizer = {
-                "steps": self.optimizer.steps,
-                "buffers": {k: v.copy() for k, v in self.optimizer.state.items()},
-            }
+            optimizer = {"steps": int(steps), "buffers": buffers}
         return {
-            "weights": self._theta.copy(),
+            "weights": theta,
             "optimizer": optimizer,
             "rng": copy.deepcopy(self._rng.bit_generator.state),
-            "dropout_rng": int(self._executor.rng_state),
+            "dropout_rng": int(dropout),
             "training": self.training,
         }
 
@@ -566,14 +605,14 @@ class Sequential:
         if not isinstance(state["training"], (bool, np.bool_)):
             raise TypeError(f"set_state: 'training' must be a bool, got {state['training']!r}")
         # every check passed: now change the model
-        self._theta[...] = weights
-        if self.optimizer is not None:
-            for key, buf in self.optimizer.state.items():
-                buf[...] = buffers[key]
-            self._executor.step_count = steps
-        self._rng.bit_generator.state = rng.bit_generator.state
-        self._executor.seed(int(dropout))
+        self._executor.restore(
+            theta=weights,
+            buffers=buffers if self.optimizer is not None else None,
+            step_count=steps if self.optimizer is not None else None,
+            rng_state=int(dropout),
+        )
         self._executor.training = bool(state["training"])
+        self._rng.bit_generator.state = rng.bit_generator.state
 
     def _state_array(self, value: Any, name: str) -> Array:
         if not isinstance(value, np.ndarray):

@@ -31,9 +31,11 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = check_positive(value, f"{type(self).__name__}: lr")
+        lr = check_positive(value, f"{type(self).__name__}: lr")
         if self._bound is not None:
-            self._bound.lr = self._lr
+            _check_fits({"lr": lr}, self._bound.dtype, type(self).__name__)
+            self._bound.lr = lr
+        self._lr = lr
 
     @property
     def steps(self) -> int:
@@ -42,8 +44,14 @@ class Optimizer:
 
     @property
     def state(self) -> dict[str, NDArray[Any]]:
-        """Optimizer buffers over the model's flat parameters (views, updated in place)."""
-        return {} if self._bound is None else dict(self._bound.optimizer_state)
+        """Optimizer buffers over the model's flat parameters: read-only views of the memory
+        each step updates (Sequential.set_state writes them)."""
+        if self._bound is None:
+            return {}
+        views = {k: v.view() for k, v in self._bound.optimizer_state.items()}
+        for v in views.values():
+            v.flags.writeable = False
+        return views
 
     @property
     def buffer_names(self) -> tuple[str, ...]:
@@ -62,6 +70,7 @@ class Optimizer:
             raise ValueError(
                 f"{self!r} is already attached to another model; create one optimizer per model"
             )
+        _check_fits(self.get_config(), executor.dtype, type(self).__name__)
         self._bound = executor
         self._configure(executor)
 
@@ -164,3 +173,22 @@ class Adam(Optimizer):
 
 #: optimizer class name -> class: what a config may name (get_config / Sequential.from_config)
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__: cls for cls in (SGD, Adam)}
+
+
+def _check_fits(hyper: dict[str, Any], dtype: np.dtype[Any], who: str) -> None:
+    """Refuse a hyper-parameter that the model's dtype cannot hold: one that overflows it, or
+    a positive one that rounds to 0 (an lr or eps of 1e-50 in float32)."""
+    info = np.finfo(dtype)
+    for name, value in hyper.items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if abs(v) > info.max:
+                raise ValueError(
+                    f"{who}: {name}={v} does not fit the model's {dtype} (largest {info.max:.4g})"
+                )
+            if v != 0 and dtype.type(v) == 0:
+                raise ValueError(
+                    f"{who}: {name}={v} rounds to 0 in the model's {dtype} (smallest "
+                    f"{info.smallest_subnormal:.4g})"
+                )
