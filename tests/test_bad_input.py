@@ -529,8 +529,9 @@ def overflowing():
     """A model whose forward pass overflows float32 on a finite input: 3e38 * 10."""
     model = bp.Sequential([bp.Dense(3, 4), bp.ReLU(), bp.Dense(4, 3)], seed=0)
     model.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1))
-    for layer in model.layers[::2]:
-        layer.W[...] = 10.0
+    weights = model.get_weights()
+    weights[0][...] = weights[2][...] = 10.0  # both Dense layers' W
+    model.set_weights(weights)
     X, y = data()
     X[1, 2] = 3e38  # finite in float32
     return model, X, y

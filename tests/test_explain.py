@@ -30,10 +30,8 @@ def _sigmoid(z: float) -> float:
 
 
 def _neuron() -> bp.Sequential:
-    dense = bp.Dense(3, 1)
-    model = bp.Sequential([dense, bp.Sigmoid()], dtype="float64", seed=0)
-    dense.W[:] = [[0.1], [0.5], [0.9]]
-    dense.b[:] = [-2.0]
+    model = bp.Sequential([bp.Dense(3, 1), bp.Sigmoid()], dtype="float64", seed=0)
+    model.set_weights([[[0.1], [0.5], [0.9]], [-2.0]])
     return model.compile(bp.MSE(), bp.SGD(lr=0.5))
 
 
@@ -166,11 +164,13 @@ def _random_model(arch: str, rng: np.random.Generator) -> tuple[bp.Sequential, s
         layers.append(bp.Dense(n_in, n_out, weight_init="normal"))
         layers += [make() for make in (act if isinstance(act, tuple) else (act,)) if make]
     model = bp.Sequential(layers, dtype="float64", seed=0)
+    weights = []
     for layer in model.layers:
         if isinstance(layer, bp.Dense):
             # O(1) weights and biases, so that every factor matters; no exact zeros for ReLU
-            layer.W[:] = rng.normal(0.0, 1.0, layer.W.shape)
-            layer.b[:] = rng.normal(0.0, 0.5, layer.b.shape)
+            weights.append(rng.normal(0.0, 1.0, layer.W.shape))
+            weights.append(rng.normal(0.0, 0.5, layer.b.shape))
+    model.set_weights(weights)
     losses = {
         "mse": bp.MSE(),
         "mae": bp.MAE(),
@@ -301,11 +301,23 @@ def test_explain_changes_nothing_in_the_model(dtype: str) -> None:
     )
     model.compile(bp.SoftmaxCrossEntropy(), bp.SGD(lr=0.1, momentum=0.9))
     X, y = rng.normal(size=(3, 3)), np.array([0, 1, 1])
-    model.train_step(X, y)  # some optimizer state and last gradients
-    theta, dtheta = model._theta.copy(), model._dtheta.copy()
+    model.train_step(X, y)  # some optimizer state
+    model.gradients(X, y)  # and last gradients (each Dense's dW, db)
+    dense = [layer for layer in model.layers if isinstance(layer, bp.Dense)]
+    grads = [(layer.dW.copy(), layer.db.copy()) for layer in dense]
+    before = model.get_state()
     e = bp.explain(model, X, y, lr=0.1)
-    np.testing.assert_array_equal(model._theta, theta)
-    np.testing.assert_array_equal(model._dtheta, dtheta)
+    after = model.get_state()
+    # weights, optimizer buffers and step count, both generators, training mode: all unchanged
+    np.testing.assert_array_equal(after["weights"], before["weights"])
+    assert after["optimizer"]["steps"] == before["optimizer"]["steps"] == 1
+    assert after["optimizer"]["buffers"].keys() == before["optimizer"]["buffers"].keys()
+    for key, buf in before["optimizer"]["buffers"].items():
+        np.testing.assert_array_equal(after["optimizer"]["buffers"][key], buf)
+    assert after["rng"] == before["rng"] and after["dropout_rng"] == before["dropout_rng"]
+    for layer, (dW, db) in zip(dense, grads, strict=True):  # the last gradients too
+        np.testing.assert_array_equal(layer.dW, dW)
+        np.testing.assert_array_equal(layer.db, db)
     assert model.training  # still in training mode (explain shows the eval-mode network)
     # the update is shown, not applied
     p = e.param("w^2_11")

@@ -103,9 +103,11 @@ def test_ten_folded_steps_match_gradients_and_the_sgd_rule_in_numpy():
     for _ in range(10):
         Xb = X[:BATCH] + rng.standard_normal((BATCH, 784)) * 0.1
         grads = ref.gradients(Xb, y[:BATCH])
-        for layer, (dW, db) in zip(dense(ref), grads, strict=True):
-            layer.W[...] -= LR * dW
-            layer.b[...] -= LR * db
+        weights = ref.get_weights()  # [W0, b0, W1, b1]: copies
+        for k, (dW, db) in enumerate(grads):
+            weights[2 * k] -= LR * dW
+            weights[2 * k + 1] -= LR * db
+        ref.set_weights(weights)
         model.train_step(Xb, y[:BATCH])
     for a, b in zip(model.parameters(), ref.parameters(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -260,9 +262,10 @@ def test_the_folded_steps_implied_gradient_matches_central_differences():
     h = 1e-5
     Z = X @ before[0] + before[1]
     checked = 0
+    weights = ref.get_weights()  # the identical model's weights, set back with set_weights
     for k in (0, 2):  # W0 (folded) and W1 (not)
         implied = (before[k] - after[k]) / LR
-        W = ref.parameters()[k]  # writable view of the identical model's weights
+        W = weights[k]
         picked = []
         while len(picked) < 20:
             i, j = (int(rng.integers(n)) for n in W.shape)
@@ -272,8 +275,10 @@ def test_the_folded_steps_implied_gradient_matches_central_differences():
         for i, j in picked:
             old = W[i, j]
             W[i, j] = old + h
+            ref.set_weights(weights)
             up = ref.evaluate(X, y)
             W[i, j] = old - h
+            ref.set_weights(weights)
             down = ref.evaluate(X, y)
             W[i, j] = old
             fd = (up - down) / (2 * h)

@@ -49,10 +49,12 @@ def build(widths, act, loss, seed, rng):
         if k < len(widths) - 2:
             layers.append(ACTIVATIONS[act]())
     model = bp.Sequential(layers, dtype="float64", seed=seed)
+    weights = []
     for layer in model.layers:  # weights of order 1 so every path carries signal
         if isinstance(layer, bp.Dense):
-            layer.W[:] = rng.standard_normal(layer.W.shape) / np.sqrt(layer.in_features)
-            layer.b[:] = 0.1 * rng.standard_normal(layer.b.shape)
+            weights.append(rng.standard_normal(layer.W.shape) / np.sqrt(layer.in_features))
+            weights.append(0.1 * rng.standard_normal(layer.b.shape))
+    model.set_weights(weights)
     return model.compile(LOSSES[loss]())
 
 

@@ -21,9 +21,7 @@ def linear_model(target: float, width: int = WIDTH) -> tuple[bp.Sequential, np.n
     1 and dY = 2 (1 - target) / (n w) everywhere, and dW = n 1e19 dY exactly in float64.
     The targets are scaled by w / 64, so dW is the same at every width."""
     model = bp.Sequential([bp.Dense(width, width)], seed=0).compile(bp.MSE(), bp.SGD(lr=1e-40))
-    layer = model.layers[0]
-    layer.W[...] = np.float32(1e-19 / width)
-    layer.b[...] = 0
+    model.set_weights([np.full((width, width), np.float32(1e-19 / width)), np.zeros(width)])
     X = np.full((N, width), 1e19, np.float32)
     T = np.full((N, width), target * width / WIDTH, np.float32)
     return model, X, T

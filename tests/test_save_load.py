@@ -110,7 +110,9 @@ def test_save_overwrites_atomically_and_leaves_no_temporary_file(tmp_path, monke
     assert path.read_bytes() == before  # the old file is untouched
     assert os.listdir(tmp_path) == ["m.npz"]  # and the temporary file is gone
 
-    model.layers[0].W[...] = 0  # a changed model replaces the file
+    weights = model.get_weights()
+    weights[0][...] = 0  # a changed model replaces the file
+    model.set_weights(weights)
     model.save(path)
     np.testing.assert_array_equal(bp.load(path).predict(X), model.predict(X))
     assert os.listdir(tmp_path) == ["m.npz"]

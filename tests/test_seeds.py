@@ -31,8 +31,7 @@ NEURON_B = -2.0
 
 def _neuron_model(*tail: bp.Layer) -> bp.Sequential:
     model = bp.Sequential([bp.Dense(3, 1), *tail], dtype="float64", seed=0)
-    model.layers[0].W[:] = np.array(NEURON_W).reshape(3, 1)
-    model.layers[0].b[:] = NEURON_B
+    model.set_weights([np.array(NEURON_W).reshape(3, 1), [NEURON_B]])
     return model
 
 
@@ -348,10 +347,14 @@ def _model_231(output: str) -> bp.Sequential:
         [bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 1), *tail], dtype="float64", seed=0
     )
     # the library's W is (in, out): W1[k - 1, j - 1] = w^1_jk, W2[j - 1, 0] = w^2_1j
-    model.layers[0].W[:] = [[w1_11, w1_21, w1_31], [w1_12, w1_22, w1_32]]
-    model.layers[0].b[:] = [b1_1, b1_2, b1_3]
-    model.layers[2].W[:] = [[w2_11], [w2_12], [w2_13]]
-    model.layers[2].b[:] = [b2_1]
+    model.set_weights(
+        [
+            [[w1_11, w1_21, w1_31], [w1_12, w1_22, w1_32]],
+            [b1_1, b1_2, b1_3],
+            [[w2_11], [w2_12], [w2_13]],
+            [b2_1],
+        ]
+    )
     return model
 
 

@@ -554,13 +554,18 @@ def test_sgd_steps_equal_sklearns_mlp_from_the_same_state(task):
         theirs.partial_fit(X, y, classes=np.unique(y))
     # take scikit-learn's state after one step: weights, and its velocity in torch's form
     # (scikit-learn keeps v_sk = momentum * v_sk - lr_sk * g_sk; torch v = momentum * v + g)
-    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
-                         strict=True):  # fmt: skip
-        mine[...] = its
     n = len(theirs.coefs_)
+    ours.model_.set_weights(
+        [p for i in range(n) for p in (theirs.coefs_[i], theirs.intercepts_[i])]
+    )
     vel = theirs._optimizer.velocities
     flat = np.concatenate([v.ravel() for i in range(n) for v in (vel[i], vel[n + i])])
-    ours.model_.optimizer.state["velocity"][...] = -flat / lr
+    state = ours.model_.get_state()
+    state["optimizer"]["buffers"]["velocity"] = -flat / lr
+    ours.model_.set_state(state)
+    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                         strict=True):  # fmt: skip
+        np.testing.assert_array_equal(mine, its)  # the same state, exactly
     for _ in range(3):
         ours.partial_fit(X, y)
         theirs.partial_fit(X, y)

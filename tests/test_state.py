@@ -329,3 +329,75 @@ def test_only_model_py_touches_a_models_private_state() -> None:
         text = path.read_text()
         for name in private:
             assert name not in text, f"{path.relative_to(PACKAGE)} uses {name}"
+
+
+# -- parameter and optimizer views: read-only, of the live memory -------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [lambda: bp.Adam(lr=0.01), lambda: bp.SGD(lr=0.05, momentum=0.9)],
+    ids=["adam", "momentum"],
+)
+def test_parameter_and_optimizer_views_are_read_only_and_show_every_change(make_optimizer) -> None:
+    """layer.W, layer.b, model.parameters() and optimizer.state are read-only views of the
+    memory the model writes: writing through them is refused and changes nothing, and views
+    taken before set_weights, set_state or a train_step show the new values afterwards."""
+    model = _trained(optimizer=make_optimizer())
+    dense = [layer for layer in model.layers if isinstance(layer, bp.Dense)]
+    layer_views = [p for layer in dense for p in (layer.W, layer.b)]
+    params = model.parameters()
+    buffers = model.optimizer.state
+    assert set(buffers) == set(model.optimizer.buffer_names) and buffers
+    assert len(params) == len(layer_views) == 4
+    for p, q in zip(params, layer_views, strict=True):
+        assert np.shares_memory(p, q)
+    before = model.get_state()
+
+    # -- read-only: every write is refused, and nothing changes
+    for a in [*layer_views, *params, *buffers.values()]:
+        assert not a.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            a[...] = 0.0
+        with pytest.raises(ValueError, match="read-only"):
+            a.reshape(-1)[0] = 1.0  # a view of the view is read-only too
+        with pytest.raises(ValueError, match="read-only"):
+            np.add(a, 1.0, out=a)
+    after = model.get_state()
+    np.testing.assert_array_equal(after["weights"], before["weights"])
+    for key, buf in before["optimizer"]["buffers"].items():
+        np.testing.assert_array_equal(after["optimizer"]["buffers"][key], buf)
+
+    # -- set_weights: the views taken before show the new values
+    rng = np.random.default_rng(5)
+    new = [rng.normal(size=w.shape) for w in model.get_weights()]
+    model.set_weights(new)
+    for views in (layer_views, params, [p for layer in dense for p in (layer.W, layer.b)]):
+        for view, want in zip(views, new, strict=True):
+            np.testing.assert_array_equal(view, want)
+
+    # -- set_state: the same for the optimizer buffers (and the weights)
+    state = model.get_state()
+    state["optimizer"]["buffers"] = {
+        key: rng.normal(size=buf.shape) ** 2 for key, buf in buffers.items()
+    }  # squared: Adam's v must be >= 0
+    state["weights"] = rng.normal(size=state["weights"].shape)
+    model.set_state(state)
+    for key, view in buffers.items():
+        np.testing.assert_array_equal(view, state["optimizer"]["buffers"][key])
+    np.testing.assert_array_equal(np.concatenate([p.reshape(-1) for p in params]), state["weights"])
+
+    # -- a train_step: the same views show the step's new weights and buffers
+    X, y = _data()
+    model.train_step(X, y)
+    stepped = model.get_state()
+    assert not np.array_equal(stepped["weights"], state["weights"])  # the step moved them
+    for view, want in zip(params, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(view, want)
+    for view, want in zip(layer_views, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(view, want)
+    for key, view in buffers.items():
+        assert not np.array_equal(view, state["optimizer"]["buffers"][key])
+        np.testing.assert_array_equal(view, stepped["optimizer"]["buffers"][key])
+        assert not view.flags.writeable  # and still read-only
+    assert all(not p.flags.writeable for p in [*params, *layer_views])

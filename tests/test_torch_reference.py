@@ -158,9 +158,11 @@ def make_targets(
 
 def randomize(model: bp.Sequential, rng: np.random.Generator) -> None:
     """Nonzero biases (the default init is zeros) and weights of unit-ish gain."""
+    weights = []
     for layer in dense_layers(model):
-        layer.W[...] = rng.normal(0.0, 1.2 / np.sqrt(layer.in_features), layer.W.shape)
-        layer.b[...] = rng.normal(0.0, 0.5, layer.b.shape)
+        weights.append(rng.normal(0.0, 1.2 / np.sqrt(layer.in_features), layer.W.shape))
+        weights.append(rng.normal(0.0, 0.5, layer.b.shape))
+    model.set_weights(weights)
 
 
 # -- 1. whole-network gradients, outputs and loss values vs autograd ------------------------

@@ -121,8 +121,7 @@ def test_fit_seed_controls_the_shuffling() -> None:
     # two models with different seeds made equal by hand: the shuffling then depends only on
     # fit(seed=...)
     a, b, c = (_regression_model(seed=s) for s in (1, 2, 1))
-    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        pb[...] = pa
+    b.set_weights(a.get_weights())
     a.fit(X, y, epochs=3, batch_size=8, seed=42)
     b.fit(X, y, epochs=3, batch_size=8, seed=42)
     assert _same(_snapshot(a), _snapshot(b))
@@ -314,7 +313,10 @@ def test_clone_to_another_dtype_copies_the_weights() -> None:
     for p, q in zip(model.parameters(), c64.parameters(), strict=True):
         np.testing.assert_array_equal(q, p.astype(np.float64))
     # a copy, not a view
-    c64.layers[0].W[...] = 0.0
+    weights = c64.get_weights()
+    weights[0][...] = 0.0
+    c64.set_weights(weights)
+    assert np.abs(c64.layers[0].W).max() == 0
     assert np.abs(model.layers[0].W).max() > 0
 
 
@@ -354,7 +356,9 @@ def test_parameters_are_views_updated_in_place() -> None:
     params = model.parameters()
     assert params[0] is W and params[3] is b
     assert np.shares_memory(model.layers[0].W, params[0])
-    assert W.flags.writeable and W.shape == (5, 8) and b.shape == (2,)
+    # read-only: only the model writes them (training, set_weights, set_state)
+    assert not W.flags.writeable and not b.flags.writeable
+    assert W.shape == (5, 8) and b.shape == (2,)
     model.fit(X, y, epochs=2, batch_size=8)
     assert model.layers[0].W is W  # the same array object...
     assert model.parameters()[0] is W
@@ -374,15 +378,12 @@ def test_setting_weights_by_hand_changes_predictions() -> None:
     rng = np.random.default_rng(9)
     W1, b1 = rng.normal(size=(5, 8)), rng.normal(size=8)
     W2, b2 = rng.normal(size=(8, 2)), rng.normal(size=2)
-    model.layers[0].W[:] = W1
-    model.layers[0].b[:] = b1
-    model.layers[2].W[:] = W2
-    model.layers[2].b[:] = b2
+    model.set_weights([W1, b1, W2, b2])
     second = model.predict(X)
     assert not np.allclose(first, second)
     np.testing.assert_allclose(second, np.tanh(X @ W1 + b1) @ W2 + b2, rtol=1e-12, atol=1e-12)
     # zero output layer: predictions are the output bias
-    model.layers[2].W[:] = 0.0
+    model.set_weights([W1, b1, np.zeros((8, 2)), b2])
     np.testing.assert_array_equal(model.predict(X), np.broadcast_to(b2, (len(X), 2)))
 
 
@@ -454,13 +455,16 @@ def test_gradcheck_agrees_with_an_independent_central_difference() -> None:
     model.compile(loss=bp.MSE())
     grads = [g for pair in model.gradients(X, y) for g in pair]
     eps = 1e-6
-    for p, g in zip(model.parameters(), grads, strict=True):
+    weights = model.get_weights()  # copies, perturbed one entry at a time and set back
+    for p, g in zip(weights, grads, strict=True):
         flat, gflat = p.reshape(-1), g.reshape(-1)
         for i in range(flat.size):
             old = flat[i]
             flat[i] = old + eps
+            model.set_weights(weights)
             up = model.evaluate(X, y)
             flat[i] = old - eps
+            model.set_weights(weights)
             down = model.evaluate(X, y)
             flat[i] = old
             assert (up - down) / (2 * eps) == pytest.approx(gflat[i], rel=1e-6, abs=1e-9)
@@ -488,7 +492,8 @@ def test_binary_accuracy_thresholds_the_logits_at_zero() -> None:
     X = np.array([[1.0], [-1.0], [2.0], [-3.0]])
     y = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     model = bp.Sequential([bp.Dense(1, 2)], dtype="float64", seed=0)
-    model.layers[0].W[...] = [[1.0, -1.0]]  # logits (x, -x): predicted (x > 0, x < 0)
+    _, b = model.get_weights()
+    model.set_weights([[[1.0, -1.0]], b])  # logits (x, -x): predicted (x > 0, x < 0)
     model.compile(bp.BinaryCrossEntropy(), metrics=["accuracy"])
     # rows: (1,0)/(1,0) 2 right; (0,1)/(1,0) 0; (1,0)/(0,1) 0; (0,1)/(0,0) 1 -> 3 of 8
     assert model.evaluate(X, y, return_dict=True)["accuracy"] == 3 / 8
