@@ -153,8 +153,10 @@ class Dense(Layer):
             bias_init=self.bias_init,
         )
 
-    def _attach(self, theta: Array, offset: int, rng: np.random.Generator) -> int:
-        """Take the parameter slice at `offset`, initialise it, return the next offset."""
+    def _attach(self, theta: Array, readonly: Array, offset: int, rng: np.random.Generator) -> int:
+        """Take the parameter slice at `offset` of theta, initialise it, keep read-only views
+        of it from `readonly` (theta's memory, through a read-only buffer), return the next
+        offset."""
         if self._views is not None:
             raise ValueError(
                 f"{self!r} already belongs to a model; build each model from new layers "
@@ -166,10 +168,10 @@ class Dense(Layer):
         W, b = theta[offset:w_end].reshape(n_in, n_out), theta[w_end:b_end]
         W[...] = INITIALIZERS[self.weight_init](rng, (n_in, n_out), n_in, n_out)
         b[...] = INITIALIZERS[self.bias_init](rng, (n_out,), n_in, n_out)
-        # read-only: the model writes them (set_weights, set_state) and so knows of every
-        # change (its overflow guard carries bounds of the weights from step to step)
-        W.flags.writeable = b.flags.writeable = False
-        self._views = (W, b)
+        # read-only, for good (their base is a read-only buffer): the model writes them
+        # (set_weights, set_state) and so knows of every change (its overflow guard carries
+        # bounds of the weights from step to step)
+        self._views = (readonly[offset:w_end].reshape(n_in, n_out), readonly[w_end:b_end])
         self._offsets = (offset, w_end)
         return b_end
 

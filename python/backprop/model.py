@@ -83,9 +83,10 @@ class Sequential:
         n_params = sum(layer.n_params for _, layer in dense)
         self._theta = np.zeros(n_params, dtype=self.dtype)
         self._dtheta = np.zeros(n_params, dtype=self.dtype)
+        readonly = np.frombuffer(self._theta.data.toreadonly(), dtype=self.dtype)
         offset = 0
         for _, layer in dense:
-            offset = layer._attach(self._theta, offset, self._rng)
+            offset = layer._attach(self._theta, readonly, offset, self._rng)
         ops, width = [], dense[0][1].in_features
         for layer in layers:
             ops.append(layer._op(width))

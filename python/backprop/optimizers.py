@@ -48,10 +48,7 @@ class Optimizer:
         each step updates (Sequential.set_state writes them)."""
         if self._bound is None:
             return {}
-        views = {k: v.view() for k, v in self._bound.optimizer_state.items()}
-        for v in views.values():
-            v.flags.writeable = False
-        return views
+        return {k: _read_only(v) for k, v in self._bound.optimizer_state.items()}
 
     @property
     def buffer_names(self) -> tuple[str, ...]:
@@ -175,6 +172,12 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__: cls for cls in (SGD, Adam)}
 
 
+def _read_only(a: NDArray[Any]) -> NDArray[Any]:
+    """A view of `a` that cannot be made writable again (its base is a read-only buffer)."""
+    view: NDArray[Any] = np.frombuffer(a.data.toreadonly(), dtype=a.dtype)
+    return view.reshape(a.shape)
+
+
 def _check_fits(hyper: dict[str, Any], dtype: np.dtype[Any], who: str) -> None:
     """Refuse a hyper-parameter that the model's dtype cannot hold: one that overflows it, or
     a positive one that rounds to 0 (an lr or eps of 1e-50 in float32)."""
@@ -183,7 +186,7 @@ def _check_fits(hyper: dict[str, Any], dtype: np.dtype[Any], who: str) -> None:
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
-            if abs(v) > info.max:
+            if abs(v) > float(info.max):
                 raise ValueError(
                     f"{who}: {name}={v} does not fit the model's {dtype} (largest {info.max:.4g})"
                 )
