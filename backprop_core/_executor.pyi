@@ -43,6 +43,19 @@ class Executor:
     def set_adam(
         self, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.0
     ) -> None: ...
+    def set_adamw(
+        self, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.01
+    ) -> None: ...
+    def set_rmsprop(
+        self,
+        lr: float,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None: ...
+    def set_clip(self, norm: float = 0.0, value: float = 0.0) -> None: ...
     @overload
     def step(
         self,

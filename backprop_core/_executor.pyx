@@ -42,7 +42,7 @@ from ._blas cimport _axpy, _ensure_blas, _gemm
 from ._checks cimport _all_finite, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
 from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
-from ._optim cimport _adam_update, _sgd_update
+from ._optim cimport _adam_update, _adamw_update, _rmsprop_update, _sgd_update
 
 from ._activations import ACTIVATIONS
 from ._losses import LOSSES
@@ -67,6 +67,8 @@ cdef enum OptKind:
     OPT_NONE = 0
     OPT_SGD = 1
     OPT_ADAM = 2
+    OPT_ADAMW = 3
+    OPT_RMSPROP = 4
 
 cpdef enum Mode:
     # Executor.step's modes (Python: Mode.MODE_LOSS, ...; backprop_core.MODE_LOSS, ...)
@@ -110,11 +112,16 @@ cdef struct Net:
     double lr, momentum, beta1, beta2, eps, weight_decay
     bint nesterov
     Py_ssize_t t              # optimizer steps taken (Adam bias correction)
-    void* state1              # SGD velocity / Adam m
-    void* state2              # Adam v
-    # upper bounds of max|theta|, max|state1|, max|state2|, carried from step to step
-    # (see _update_checked); < 0: unknown, scan before relying on them
-    double w_max, s1_max, s2_max
+    double rms_alpha          # RMSprop's smoothing constant
+    bint centered             # RMSprop: centered variant
+    double clip_norm          # > 0: gradients scaled to this global L2 norm at most
+    double clip_value         # > 0: gradients clamped to [-clip_value, clip_value]
+    void* state1              # SGD velocity / Adam m / RMSprop square average
+    void* state2              # Adam v / RMSprop momentum buffer
+    void* state3              # RMSprop (centered) gradient average
+    # upper bounds of max|theta|, max|state1..3|, carried from step to step (see
+    # _update_checked); w_max < 0: unknown, scan before relying on them
+    double w_max, s1_max, s2_max, s3_max
     bint any_fusable          # some Dense is fusable (else plain SGD stays one pass)
 
 
@@ -211,6 +218,14 @@ cdef void _update(Net* net, floating* theta) noexcept nogil:
         _adam_update(theta, <floating*>net.dtheta, <floating*>net.state1,
                      <floating*>net.state2, net.n_params, net.lr, net.beta1, net.beta2,
                      net.eps, net.weight_decay, net.t)
+    elif net.opt_kind == OPT_ADAMW:
+        _adamw_update(theta, <floating*>net.dtheta, <floating*>net.state1,
+                      <floating*>net.state2, net.n_params, net.lr, net.beta1, net.beta2,
+                      net.eps, net.weight_decay, net.t)
+    elif net.opt_kind == OPT_RMSPROP:
+        _rmsprop_update(theta, <floating*>net.dtheta, <floating*>net.state1,
+                        <floating*>net.state2, <floating*>net.state3, net.n_params, net.lr,
+                        net.rms_alpha, net.eps, net.weight_decay, net.momentum, net.centered)
 
 
 cdef inline void _sgd_range(Net* net, floating* theta, floating* dtheta,
@@ -224,7 +239,8 @@ cdef inline void _sgd_range(Net* net, floating* theta, floating* dtheta,
 cdef inline bint _folds(Net* net, int mode) noexcept nogil:
     """Whether an update step folds plain SGD into the weight-gradient products."""
     return (mode == MODE_UPDATE and net.any_fusable and net.tiled and net.opt_kind == OPT_SGD
-            and net.momentum == 0 and net.weight_decay == 0)
+            and net.momentum == 0 and net.weight_decay == 0 and net.clip_norm == 0
+            and net.clip_value == 0)
 
 
 cdef inline void _weight_product(Net* net, Op* op, Py_ssize_t n, floating alpha,
@@ -307,26 +323,36 @@ cdef double _gradient_bound(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
 cdef double SLACK = 1.0 + 1e-5
 
 
-cdef bint _bounds_after(Net* net, double G, double half, double* w, double* s1,
-                        double* s2) noexcept nogil:
-    """Upper bounds (w, s1, s2) of max|theta|, max|state1|, max|state2| after this step's
-    update, from the carried bounds and G >= max|gradient|; True when all stay below half
-    the dtype's largest value (and so every new value is finite)."""
-    cdef double d, v, step
+cdef bint _bounds_after(Net* net, double G, double half, double* w, double* s) noexcept nogil:
+    """Upper bounds w of max|theta| and s[0..2] of max|state1..3| after this step's update,
+    from the carried bounds and G >= max|gradient|; True when all stay below half the
+    dtype's largest value (and so every new value is finite)."""
+    cdef double d, v, step, decay = 1
     d = (G + net.weight_decay * net.w_max) * SLACK
-    s1[0] = s2[0] = 0
+    s[0] = s[1] = s[2] = 0
     if net.opt_kind == OPT_SGD:
         step = d
         if net.momentum != 0:
             v = (net.momentum * net.s1_max + d) * SLACK
-            s1[0] = v
+            s[0] = v
             step = (d + net.momentum * v) * SLACK if net.nesterov else v
-    else:  # Adam: |m_hat / (sqrt(v_hat) + eps)| <= |m| / (1 - beta1^t) / eps
-        s1[0] = (net.beta1 * net.s1_max + (1 - net.beta1) * d) * SLACK
-        s2[0] = (net.beta2 * net.s2_max + (1 - net.beta2) * d * d) * SLACK
-        step = s1[0] / (1 - pow(net.beta1, <double>(net.t + 1))) / net.eps * SLACK
-    w[0] = (net.w_max + net.lr * step) * SLACK
-    return w[0] < half and s1[0] < half and s2[0] < half  # False for NaN too
+    elif net.opt_kind == OPT_RMSPROP:  # sqrt(r) + eps >= eps
+        s[0] = (net.rms_alpha * net.s1_max + (1 - net.rms_alpha) * d * d) * SLACK
+        if net.centered:
+            s[2] = (net.rms_alpha * net.s3_max + (1 - net.rms_alpha) * d) * SLACK
+        step = d / net.eps * SLACK
+        if net.momentum != 0:
+            step = (net.momentum * net.s2_max + step) * SLACK
+            s[1] = step
+    else:  # Adam, AdamW: |m_hat / (sqrt(v_hat) + eps)| <= |m| / (1 - beta1^t) / eps
+        if net.opt_kind == OPT_ADAMW:
+            d = G * SLACK  # decoupled: the decay acts on the weights, not the gradient
+            decay = fabs(1 - net.lr * net.weight_decay)
+        s[0] = (net.beta1 * net.s1_max + (1 - net.beta1) * d) * SLACK
+        s[1] = (net.beta2 * net.s2_max + (1 - net.beta2) * d * d) * SLACK
+        step = s[0] / (1 - pow(net.beta1, <double>(net.t + 1))) / net.eps * SLACK
+    w[0] = (decay * net.w_max + net.lr * step) * SLACK
+    return w[0] < half and s[0] < half and s[1] < half and s[2] < half  # False for NaN too
 
 
 cdef void _scan_bounds(Net* net, floating* theta) noexcept nogil:
@@ -334,46 +360,100 @@ cdef void _scan_bounds(Net* net, floating* theta) noexcept nogil:
     net.w_max = _max_abs(theta, net.n_params)
     net.s1_max = 0 if net.state1 == NULL else _max_abs(<floating*>net.state1, net.n_params)
     net.s2_max = 0 if net.state2 == NULL else _max_abs(<floating*>net.state2, net.n_params)
+    net.s3_max = 0 if net.state3 == NULL else _max_abs(<floating*>net.state3, net.n_params)
 
 
 cdef bint _dry_update(Net* net, floating* theta, double top) noexcept nogil:
     """Whether the update computed element by element, without writing it, keeps every new
     weight and buffer finite (below top: the largest value less a millionth, a margin for
     the kernels' own rounding); if so, the carried bounds become the maxima of the new
-    values (the slow path, for steps the bounds cannot clear)."""
+    values (the slow path, for steps the bounds cannot clear). The formulas are the update
+    kernels' (_optim.pyx, _simd.h)."""
     cdef floating* g = <floating*>net.dtheta
-    cdef floating* m = <floating*>net.state1
-    cdef floating* v = <floating*>net.state2
+    cdef floating* s1 = <floating*>net.state1
+    cdef floating* s2 = <floating*>net.state2
+    cdef floating* s3 = <floating*>net.state3
     cdef floating lr = <floating>net.lr, mu = <floating>net.momentum
     cdef floating wd = <floating>net.weight_decay, b1 = <floating>net.beta1
     cdef floating b2 = <floating>net.beta2, eps = <floating>net.eps
     cdef floating c1 = <floating>(1 - net.beta1), c2 = <floating>(1 - net.beta2)
+    cdef floating ra = <floating>net.rms_alpha, rc = <floating>(1 - net.rms_alpha)
     cdef floating step = <floating>(net.lr / (1 - pow(net.beta1, <double>(net.t + 1))))
     cdef floating inv = <floating>(1 / sqrt(1 - pow(net.beta2, <double>(net.t + 1))))
-    cdef floating d, a, b, nw
-    cdef double w_max = 0, s1_max = 0, s2_max = 0
+    cdef floating decay = <floating>(1 - net.lr * net.weight_decay)
+    cdef floating d, a, b, c, r, u, nw
+    cdef double w_max = 0, m1 = 0, m2 = 0, m3 = 0
     cdef Py_ssize_t i
     for i in range(net.n_params):
-        d = g[i] + wd * theta[i]
-        a = b = 0
+        a = b = c = 0
         if net.opt_kind == OPT_SGD:
+            d = g[i] + wd * theta[i]
             if net.momentum == 0:
                 nw = theta[i] - lr * d
             else:
-                a = mu * m[i] + d
+                a = mu * s1[i] + d
                 nw = theta[i] - lr * (d + mu * a if net.nesterov else a)
+        elif net.opt_kind == OPT_RMSPROP:
+            d = g[i] + wd * theta[i]
+            a = ra * s1[i] + rc * d * d
+            r = a
+            if net.centered:
+                c = s3[i] + rc * (d - s3[i])
+                r = a - c * c
+                if r < 0:
+                    r = 0
+            u = d / (sqrt(r) + eps)
+            if net.momentum != 0:
+                u = mu * s2[i] + u
+                b = u
+            nw = theta[i] - lr * u
+        elif net.opt_kind == OPT_ADAMW:
+            d = g[i]
+            a = b1 * s1[i] + c1 * d
+            b = b2 * s2[i] + c2 * d * d
+            nw = theta[i] * decay - step * a / (sqrt(b) * inv + eps)
         else:
-            a = b1 * m[i] + c1 * d
-            b = b2 * v[i] + c2 * d * d
+            d = g[i] + wd * theta[i]
+            a = b1 * s1[i] + c1 * d
+            b = b2 * s2[i] + c2 * d * d
             nw = theta[i] - step * a / (sqrt(b) * inv + eps)
-        # (NaN fails every comparison: the max keeps it out, the test below catches it)
-        if not (fabs(nw) < top and fabs(a) < top and fabs(b) < top):
+        # (NaN fails every comparison, so the test below catches it)
+        if not (fabs(nw) < top and fabs(a) < top and fabs(b) < top and fabs(c) < top):
             return False
         w_max = fabs(nw) if fabs(nw) > w_max else w_max
-        s1_max = fabs(a) if fabs(a) > s1_max else s1_max
-        s2_max = fabs(b) if fabs(b) > s2_max else s2_max
-    net.w_max, net.s1_max, net.s2_max = w_max * SLACK, s1_max * SLACK, s2_max * SLACK
+        m1 = fabs(a) if fabs(a) > m1 else m1
+        m2 = fabs(b) if fabs(b) > m2 else m2
+        m3 = fabs(c) if fabs(c) > m3 else m3
+    net.w_max, net.s1_max, net.s2_max, net.s3_max = (w_max * SLACK, m1 * SLACK, m2 * SLACK,
+                                                     m3 * SLACK)
     return True
+
+
+cdef double _clip(Net* net, floating* dtheta, double G) noexcept nogil:
+    """Clip the gradients as torch.nn.utils.clip_grad_norm_ then clip_grad_value_ would:
+    scale all by clip_norm / (||g|| + 1e-6) when that is below 1, then clamp each to
+    [-clip_value, clip_value]. Returns the bound G after clipping."""
+    cdef Py_ssize_t i
+    cdef double total = 0, coef
+    cdef floating c, cv
+    if net.clip_norm > 0:
+        for i in range(net.n_params):
+            total += <double>dtheta[i] * <double>dtheta[i]
+        coef = net.clip_norm / (sqrt(total) + 1e-6)
+        if coef < 1:
+            c = <floating>coef
+            for i in range(net.n_params):
+                dtheta[i] = dtheta[i] * c
+            G = G * coef * SLACK
+    if net.clip_value > 0:
+        cv = <floating>net.clip_value
+        for i in range(net.n_params):
+            if dtheta[i] > cv:
+                dtheta[i] = cv
+            elif dtheta[i] < -cv:
+                dtheta[i] = -cv
+        G = G if G < net.clip_value else net.clip_value
+    return G
 
 
 cdef bint _update_checked(Net* net, floating* theta, double G, Py_ssize_t n,
@@ -389,22 +469,23 @@ cdef bint _update_checked(Net* net, floating* theta, double G, Py_ssize_t n,
     between calls must be reported (Executor.parameters_changed) so the bounds are rescanned.
     """
     cdef double half = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
-    cdef double w, s1, s2
+    cdef double w
+    cdef double s[3]
     if net.w_max < 0:
         _scan_bounds(net, theta)
-    if not _bounds_after(net, G, half, &w, &s1, &s2):
+    if not _bounds_after(net, G, half, &w, s):
         _scan_bounds(net, theta)
-        if not _bounds_after(net, G, half, &w, &s1, &s2):
+        if not _bounds_after(net, G, half, &w, s):
             _unfold(net, <floating*>net.dtheta, n)  # the dry run reads every gradient
             if not _dry_update(net, theta, 2 * half * (1 - 1e-6)):
                 return False
-            w, s1, s2 = net.w_max, net.s1_max, net.s2_max
+            w, s[0], s[1], s[2] = net.w_max, net.s1_max, net.s2_max, net.s3_max
             fuse = False
     if fuse:
         _update_folded(net, theta, n)
     else:
         _update(net, theta)
-    net.w_max, net.s1_max, net.s2_max = w, s1, s2
+    net.w_max, net.s1_max, net.s2_max, net.s3_max = w, s[0], s[1], s[2]
     return True
 
 
@@ -445,6 +526,8 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
         G = _gradient_bound(net, <floating*>net.dtheta, n)
         if not isfinite(G):
             return STEP_NONFINITE
+        if net.clip_norm > 0 or net.clip_value > 0:
+            G = _clip(net, <floating*>net.dtheta, G)
         if not _update_checked(net, <floating*>net.theta, G, n, fuse):
             return STEP_OVERFLOW
     return -1
@@ -642,7 +725,7 @@ cdef class Executor:
     cdef readonly object dtype
     cdef readonly object theta, dtheta
     cdef Py_ssize_t _capacity
-    cdef object _state1, _state2
+    cdef object _state1, _state2, _state3
     cdef list _buffers
     cdef bint _busy
     cdef Py_ssize_t _itemsize
@@ -843,11 +926,7 @@ cdef class Executor:
                 double weight_decay=0.0):
         """Use SGD; a fresh zero velocity when momentum != 0."""
         self._check_idle()
-        self._state1 = np.zeros_like(self.theta) if momentum != 0 else None
-        self._state2 = None
-        self.net.state1 = (<void*><size_t>self._state1.ctypes.data
-                           if self._state1 is not None else NULL)
-        self.net.state2 = NULL
+        self._buffers_for(momentum != 0, False, False)
         self.net.opt_kind = OPT_SGD
         self.net.lr, self.net.momentum, self.net.nesterov = lr, momentum, nesterov
         self.net.weight_decay = weight_decay
@@ -858,15 +937,50 @@ cdef class Executor:
                  double weight_decay=0.0):
         """Use Adam with fresh zero moments."""
         self._check_idle()
-        self._state1 = np.zeros_like(self.theta)
-        self._state2 = np.zeros_like(self.theta)
-        self.net.state1 = <void*><size_t>self._state1.ctypes.data
-        self.net.state2 = <void*><size_t>self._state2.ctypes.data
+        self._buffers_for(True, True, False)
         self.net.opt_kind = OPT_ADAM
         self.net.lr, self.net.beta1, self.net.beta2 = lr, beta1, beta2
         self.net.eps, self.net.weight_decay = eps, weight_decay
         self.net.t = 0
         self.net.w_max = -1
+
+    def set_adamw(self, double lr, double beta1, double beta2, double eps,
+                  double weight_decay=0.01):
+        """Use AdamW (decoupled weight decay) with fresh zero moments."""
+        self.set_adam(lr, beta1, beta2, eps, weight_decay)
+        self.net.opt_kind = OPT_ADAMW
+
+    def set_rmsprop(self, double lr, double alpha=0.99, double eps=1e-8,
+                    double weight_decay=0.0, double momentum=0.0, bint centered=False):
+        """Use RMSprop with fresh zero buffers (square average; momentum buffer when
+        momentum != 0; gradient average when centered)."""
+        self._check_idle()
+        self._buffers_for(True, momentum != 0, centered)
+        self.net.opt_kind = OPT_RMSPROP
+        self.net.lr, self.net.rms_alpha, self.net.eps = lr, alpha, eps
+        self.net.weight_decay, self.net.momentum, self.net.centered = (weight_decay, momentum,
+                                                                       centered)
+        self.net.t = 0
+        self.net.w_max = -1
+
+    def set_clip(self, double norm=0.0, double value=0.0):
+        """Clip every step's gradients before the update: to global L2 norm `norm` (as
+        torch.nn.utils.clip_grad_norm_), then each to [-value, value]; 0 turns one off."""
+        if not (norm >= 0 and value >= 0):
+            raise ValueError(f"clip norm and value must be >= 0, got {norm} and {value}")
+        self._check_idle()
+        self.net.clip_norm, self.net.clip_value = norm, value
+
+    cdef _buffers_for(self, bint one, bint two, bint three):
+        """Fresh zero optimizer buffers state1..3 (None / NULL where not used)."""
+        self._state1 = np.zeros_like(self.theta) if one else None
+        self._state2 = np.zeros_like(self.theta) if two else None
+        self._state3 = np.zeros_like(self.theta) if three else None
+        self.net.state1 = (<void*><size_t>self._state1.ctypes.data if one else NULL)
+        self.net.state2 = (<void*><size_t>self._state2.ctypes.data if two else NULL)
+        self.net.state3 = (<void*><size_t>self._state3.ctypes.data if three else NULL)
+        self.net.momentum = 0
+        self.net.centered = False
 
     @property
     def lr(self):
@@ -891,12 +1005,16 @@ cdef class Executor:
 
     @property
     def optimizer_state(self):
-        """The optimizer's buffers (views, updated in place): velocity, or Adam's m and v."""
-        if self.net.opt_kind == OPT_ADAM:
-            return {"m": self._state1, "v": self._state2}
-        if self._state1 is not None:
-            return {"velocity": self._state1}
-        return {}
+        """The optimizer's buffers (views, updated in place): SGD's velocity; Adam's and
+        AdamW's m and v; RMSprop's square_avg, momentum_buffer, grad_avg (those in use)."""
+        if self.net.opt_kind == OPT_ADAM or self.net.opt_kind == OPT_ADAMW:
+            names = ("m", "v", "")
+        elif self.net.opt_kind == OPT_RMSPROP:
+            names = ("square_avg", "momentum_buffer", "grad_avg")
+        else:
+            names = ("velocity", "", "")
+        return {k: a for k, a in zip(names, (self._state1, self._state2, self._state3))
+                if a is not None}
 
     cdef int _check_idle(self) except -1:
         if self._busy or (self._owner != 0 and self._owner != PyThread_get_thread_ident()):

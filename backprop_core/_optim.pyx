@@ -118,3 +118,59 @@ def adam_update(floating[::1] param not None, const floating[::1] grad not None,
     with nogil:
         _adam_update(&param[0], &grad[0], &m[0], &v[0], size, lr, beta1, beta2, eps,
                      weight_decay, t)
+
+
+cdef void _adamw_update(floating* w, const floating* g, floating* m, floating* v,
+                        Py_ssize_t size, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, Py_ssize_t t) noexcept nogil:
+    """AdamW step t (t >= 1), in place, as torch.optim.AdamW (decoupled weight decay):
+
+    w *= 1 - lr wd;  m := b1 m + (1-b1) g;  v := b2 v + (1-b2) g^2
+    w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+    cdef Py_ssize_t i
+    cdef floating b1 = <floating>beta1, b2 = <floating>beta2, e = <floating>eps
+    cdef floating c1 = <floating>(1 - beta1), c2 = <floating>(1 - beta2)
+    cdef floating step = <floating>(lr / (1 - pow(beta1, <double>t)))
+    cdef floating inv = <floating>(1 / sqrt(1 - pow(beta2, <double>t)))
+    cdef floating decay = <floating>(1 - lr * weight_decay)
+    cdef floating d, mi, vi
+    for i in range(size):
+        d = g[i]
+        mi = b1 * m[i] + c1 * d
+        vi = b2 * v[i] + c2 * d * d
+        m[i] = mi
+        v[i] = vi
+        w[i] = w[i] * decay - step * mi / (sqrt(vi) * inv + e)
+
+
+cdef void _rmsprop_update(floating* w, const floating* g, floating* sq, floating* buf,
+                          floating* avg_g, Py_ssize_t size, double lr, double alpha, double eps,
+                          double weight_decay, double momentum, bint centered) noexcept nogil:
+    """RMSprop step, in place, as torch.optim.RMSprop:
+
+    d = g + wd w;  s := a s + (1-a) d^2;  centered: q := q + (1-a)(d - q), r = s - q^2
+    (clamped at 0: rounding can make it negative where torch takes the root of it);
+    r = s otherwise;  u = d / (sqrt(r) + eps);  momentum: b := mu b + u, w -= lr b; else
+    w -= lr u.  buf (momentum) and avg_g (centered) may be NULL when unused.
+    """
+    cdef Py_ssize_t i
+    cdef floating a = <floating>alpha, c = <floating>(1 - alpha), e = <floating>eps
+    cdef floating wd = <floating>weight_decay, mu = <floating>momentum, lr_ = <floating>lr
+    cdef floating d, s, q, r, u
+    for i in range(size):
+        d = g[i] + wd * w[i]
+        s = a * sq[i] + c * d * d
+        sq[i] = s
+        r = s
+        if centered:
+            q = avg_g[i] + c * (d - avg_g[i])
+            avg_g[i] = q
+            r = s - q * q
+            if r < 0:
+                r = 0
+        u = d / (sqrt(r) + e)
+        if momentum != 0:
+            u = mu * buf[i] + u
+            buf[i] = u
+        w[i] = w[i] - lr_ * u

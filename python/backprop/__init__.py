@@ -32,7 +32,7 @@ from .layers import (
 )
 from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
 from .model import Sequential, load
-from .optimizers import SGD, Adam, Optimizer
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .serialization import ModelFileError
 from .training import Callback, History
 
@@ -42,6 +42,7 @@ __all__ = [
     "SGD",
     "Activation",
     "Adam",
+    "AdamW",
     "BinaryCrossEntropy",
     "Callback",
     "CosineDecay",
@@ -60,6 +61,7 @@ __all__ = [
     "ModelCheckpoint",
     "ModelFileError",
     "Optimizer",
+    "RMSprop",
     "ReLU",
     "Sequential",
     "Sigmoid",
