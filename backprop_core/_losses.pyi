@@ -8,7 +8,11 @@ F = TypeVar("F", np.float32, np.float64)
 LOSSES: dict[str, int]
 
 def mse_loss(
-    Y: NDArray[F], T: NDArray[F], G: NDArray[F] | None = None, w: NDArray[F] | None = None
+    Y: NDArray[F],
+    T: NDArray[F],
+    G: NDArray[F] | None = None,
+    w: NDArray[F] | None = None,
+    scale: float = 1.0,
 ) -> float: ...
 def mae_loss(
     Y: NDArray[F], T: NDArray[F], G: NDArray[F] | None = None, w: NDArray[F] | None = None

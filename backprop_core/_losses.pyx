@@ -13,7 +13,7 @@ outside [0, m), a binary target outside [0, 1]); then ``loss`` and ``G`` are uns
 """
 from cython cimport floating
 from libc.float cimport DBL_MAX
-from libc.math cimport exp, fabs, log, log1p
+from libc.math cimport INFINITY, exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
 from ._activations cimport _exp
@@ -49,7 +49,8 @@ cdef Py_ssize_t _elementwise(int kind, double delta, const floating* Y, const fl
                              double* loss) noexcept nogil:
     """The losses with one target per output, d = y - t (z, t for binary cross-entropy):
 
-    mse:    l = d^2                                 l' = 2 d
+    mse:    l = c d^2                               l' = 2 c d   (c = param: the convention's
+                                                    scale of the mean over elements)
     mae:    l = |d|                                 l' = sign(d)  (0 at d = 0, as torch)
     huber:  l = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)
                                                     l' = clip(d, -delta, delta)
@@ -74,7 +75,8 @@ cdef Py_ssize_t _elementwise(int kind, double delta, const floating* Y, const fl
                 d = <double>y[j] - <double>tt[j]
                 row += d * d
                 if g != NULL:
-                    g[j] = <floating>(2 * scale * d)
+                    g[j] = <floating>(2 * delta * scale * d)
+            row *= delta
         elif kind == LOSS_MAE:
             for j in range(m):
                 d = <double>y[j] - <double>tt[j]
@@ -259,12 +261,15 @@ cdef double _with_targets(str who, int kind, double param, const floating[:, ::1
 
 
 def mse_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,
-             floating[:, ::1] G=None, const floating[::1] w=None):
-    """Weighted mean of mean_j (Y - T)**2; writes G := dL/dY unless G is None.
+             floating[:, ::1] G=None, const floating[::1] w=None, double scale=1.0):
+    """scale times the weighted mean of mean_j (Y - T)**2; writes G := dL/dY unless G is
+    None. scale > 0 gives the other conventions: m (sum over outputs), 1/2 (halved), m/2.
 
     Y, T, G:(n, m) w:(n,) row weights (None: all 1)
     """
-    return _with_targets("mse_loss", LOSS_MSE, 0.0, Y, T, w, G)
+    if not (scale > 0 and scale < INFINITY):
+        raise ValueError(f"mse_loss: scale must be finite and > 0, got {scale}")
+    return _with_targets("mse_loss", LOSS_MSE, scale, Y, T, w, G)
 
 
 def mae_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,

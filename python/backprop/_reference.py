@@ -87,9 +87,11 @@ def _elementwise(
     return float((value(D).mean(axis=1) * w64).sum() * inv)
 
 
-def mse_loss(Y: Array, T: Array, G: Array | None = None, w: Array | None = None) -> float:
+def mse_loss(
+    Y: Array, T: Array, G: Array | None = None, w: Array | None = None, scale: float = 1.0
+) -> float:
     D = Y.astype(np.float64) - T
-    return _elementwise(lambda d: d**2, lambda d: 2 * d, D, G, w)
+    return _elementwise(lambda d: scale * d**2, lambda d: 2 * scale * d, D, G, w)
 
 
 def mae_loss(Y: Array, T: Array, G: Array | None = None, w: Array | None = None) -> float:

@@ -41,6 +41,10 @@ class Loss:
         T = as_targets(y_true, self.name, Y.shape[0], Y.shape[1], Y.dtype, type(self).__name__)
         return self._kernel(Y, T, None)
 
+    def core_param(self, n_outputs: int) -> float:
+        """The core's loss parameter for a network of n_outputs outputs."""
+        return self.param
+
     def link(self, outputs: Array) -> Array:
         """Network outputs -> probabilities: the activation the loss applies itself."""
         if not self.fused_activation:
@@ -64,12 +68,44 @@ class Loss:
 
 
 class MSE(Loss):
-    """Mean squared error over all elements: mean((y_pred - y)**2), as torch.nn.MSELoss()."""
+    """Squared error, in the convention a user brings:
+
+    reduction="mean" (default): the mean over all elements, mean((y_pred - y)**2), as
+    torch.nn.MSELoss() and Keras; "sum_outputs": summed over each row's outputs, then the
+    mean over rows, mean(sum_j (y_pred - y)**2) (the cost of the seed articles);
+    half=True halves either: MSE(half=True) is scikit-learn's squared_error, and
+    MSE("sum_outputs", half=True) the classic step-by-step example's E = 1/2 sum (t - o)**2.
+    The gradient follows the convention, so an article's learning rate needs no rescaling.
+    """
 
     name = "mse"
+    REDUCTIONS = ("mean", "sum_outputs")
+
+    def __init__(self, reduction: str = "mean", half: bool = False) -> None:
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(
+                f"MSE: reduction must be one of {list(self.REDUCTIONS)}, got {reduction!r}"
+            )
+        if not isinstance(half, bool):
+            raise TypeError(f"MSE: half must be a bool, got {half!r}")
+        self.reduction = reduction
+        self.half = half
+
+    def core_param(self, n_outputs: int) -> float:
+        """The multiple of the mean over all elements: n_outputs for "sum_outputs", 1/2 for
+        half."""
+        return (n_outputs if self.reduction == "sum_outputs" else 1) * (0.5 if self.half else 1)
 
     def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
-        return float(core.mse_loss(Y, T, G))
+        return float(core.mse_loss(Y, T, G, scale=self.core_param(Y.shape[1])))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"reduction": self.reduction, "half": self.half}
+
+    def __repr__(self) -> str:
+        if self.reduction == "mean" and not self.half:
+            return "MSE()"
+        return f"MSE(reduction={self.reduction!r}, half={self.half})"
 
 
 class SoftmaxCrossEntropy(Loss):

@@ -120,19 +120,22 @@ def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Expla
         [alpha for _, _, alpha in units],
     )
     A, Z, forward = net.forward(X)
-    G, output_grads = output_gradient(loss, A[-1], T, model.loss.param)
+    # the squared error's convention (MSE's reduction and half), read from its config
+    mse = model.loss.get_config() if loss == "mse" else {}
+    per_row, half = mse.get("reduction") == "sum_outputs", bool(mse.get("half", False))
+    G, output_grads = output_gradient(loss, A[-1], T, model.loss.param, per_row, half)
     backward = net.backward(A, Z, G)
     explanation = Explanation(
         model=" -> ".join(repr(layer) for layer in model.layers),
         loss_name=repr(model.loss),
-        loss_formula=loss_formula(loss, G.shape[0], G.shape[1], model.loss.param),
+        loss_formula=loss_formula(loss, G.shape[0], G.shape[1], model.loss.param, per_row, half),
         X=X.copy(),  # X may be the caller's own array, which the Explanation must not alias
         y=T.copy(),
         lr=lr,
         layers=[(d.in_features, d.out_features, act) for d, act, _ in units],
         forward=forward,
         loss=loss_value,
-        loss_text=loss_text(loss, loss_value, A[-1], T),
+        loss_text=loss_text(loss, loss_value, A[-1], T, per_row, half),
         output_grads=output_grads,
         backward=backward,
     )

@@ -47,11 +47,14 @@ def _spec_name(act: str) -> str:
     return "identity" if act == "none" else act
 
 
-def output_gradient(loss: str, Y: Array, T: Array, delta: float) -> tuple[Array, list[OutputGrad]]:
+def output_gradient(
+    loss: str, Y: Array, T: Array, delta: float, per_row: bool = False, half: bool = False
+) -> tuple[Array, list[OutputGrad]]:
     """dL/dy_hat of the mean loss, G: (n, m), and one record per element.
 
     Y: (n, m) the network's output (logits for the cross-entropies); T: (n, m) targets, or
-    (n,) int64 class labels for softmax cross-entropy; delta: Huber's delta.
+    (n,) int64 class labels for softmax cross-entropy; delta: Huber's delta; per_row, half:
+    the squared error's convention (see MSE).
     """
     n, m = Y.shape
     G = np.empty((n, m))
@@ -72,13 +75,14 @@ def output_gradient(loss: str, Y: Array, T: Array, delta: float) -> tuple[Array,
     elif loss == "mae":
         spec.mae_loss(Y, T, G)
     else:
-        spec.mse_loss(Y, T, G)
+        spec.mse_loss(Y, T, G, scale=(m if per_row else 1) * (0.5 if half else 1))
+        count = n if per_row else n * m
     records = []
     for r in range(n):
         for j in range(m):
             g = float(G[r, j])
             shown_rj, target_rj = float(shown[r, j]), float(target[r, j])
-            text = output_grad_text(loss, j + 1, shown_rj, target_rj, g, count, delta)
+            text = output_grad_text(loss, j + 1, shown_rj, target_rj, g, count, delta, half)
             records.append(OutputGrad(r, j + 1, g, text))
     return G, records
 

@@ -172,10 +172,28 @@ def derivative_text(name: str, z: float, a: float, da_dz: float, alpha: float) -
     return "1 (linear)"
 
 
-def loss_formula(loss: str, n: int, m: int, delta: float) -> str:
-    """The mean loss of n rows of m outputs, as a formula."""
+def mse_divisor(n: int, m: int, per_row: bool, half: bool) -> int:
+    """What the sum of squares over n rows of m outputs is divided by: n*m (the mean over
+    elements) or n (summed over outputs, mean over rows), doubled when halved."""
+    return (n if per_row else n * m) * (2 if half else 1)
+
+
+def loss_formula(
+    loss: str, n: int, m: int, delta: float, per_row: bool = False, half: bool = False
+) -> str:
+    """The mean loss of n rows of m outputs, as a formula (per_row, half: the squared error's
+    convention, see MSE)."""
     N = n * m
     mean = "" if N == 1 else f"(1/{N}) sum "
+    if loss == "mse" and (per_row or half):
+        den = mse_divisor(n, m, per_row, half)
+        name = (
+            "squared error"
+            + (" summed over outputs" if per_row else "")
+            + (", halved" if half else "")
+        )
+        over = "" if den == 1 else f"(1/{den}) "
+        return f"{name}, L = {over}sum (ŷ - y)²"
     if loss == "mse":
         return "MSE, L = (ŷ - y)²" if N == 1 else f"MSE, L = (1/{N}) sum (ŷ - y)²"
     if loss == "mae":
@@ -197,7 +215,9 @@ def loss_formula(loss: str, n: int, m: int, delta: float) -> str:
     )
 
 
-def loss_text(loss: str, value: float, Y: Array, T: Array) -> str:
+def loss_text(
+    loss: str, value: float, Y: Array, T: Array, per_row: bool = False, half: bool = False
+) -> str:
     """L = ..., its arithmetic written out for a few MSE or MAE terms. Y, T: (n, m)."""
     if loss not in ("mse", "mae") or T.size > MAX_ARITHMETIC_TERMS:
         return f"L = {num(value)}"
@@ -205,12 +225,22 @@ def loss_text(loss: str, value: float, Y: Array, T: Array) -> str:
     terms = " + ".join(
         pattern.format(num(a), num(t)) for a, t in zip(Y.ravel(), T.ravel(), strict=True)
     )
-    mean = terms if T.size == 1 else f"({terms})/{T.size}"
+    den = T.size
+    if loss == "mse":
+        den = mse_divisor(Y.shape[0], Y.shape[1], per_row, half)
+    mean = terms if den == 1 and T.size == 1 else f"({terms})" if den == 1 else f"({terms})/{den}"
     return f"L = {mean} = {num(value)}"
 
 
 def output_grad_text(
-    loss: str, node: int, shown: float, target: float, g: float, count: int, delta: float
+    loss: str,
+    node: int,
+    shown: float,
+    target: float,
+    g: float,
+    count: int,
+    delta: float,
+    half: bool = False,
 ) -> str:
     """dL/dy_hat_node written out for the mean over `count` terms.
 
@@ -220,7 +250,7 @@ def output_grad_text(
 
     def rule(a: str, t: str) -> str:
         if loss == "mse":
-            return f"2({a} - {t})"
+            return f"({a} - {t})" if half else f"2({a} - {t})"
         if loss == "mae":
             return f"sign({a} - {t})"
         if loss == "huber":
