@@ -1,4 +1,5 @@
 import enum
+from collections.abc import Callable
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -77,6 +78,7 @@ class Executor:
         perm: NDArray[np.int64] | None,
         batch_size: int,
         sample_weight: NDArray[Any] | None = None,
+        on_batch: Callable[[int, float], object] | None = None,
     ) -> float: ...
     def evaluate(
         self,

@@ -25,6 +25,7 @@ The executor knows ops and buffers, not layers or models; ``backprop.Sequential`
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cpython.pythread cimport PyThread_get_thread_ident
+from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, isfinite, pow, sqrt
@@ -48,9 +49,12 @@ from ._activations import ACTIVATIONS
 from ._losses import LOSSES
 
 cdef extern from "Python.h":
-    # declared without an exception spec: the exception it sets stays pending until
+    # declared without an exception spec: the exception they set stays pending until
     # _raise_pending() hands it to Python, after the nogil section has been left
     int _poll_signals "PyErr_CheckSignals"()
+    PyObject* _call_hook "PyObject_CallFunction"(PyObject* hook, const char* fmt, ...)
+    int _truth "PyObject_IsTrue"(PyObject* o)
+    void _decref "Py_DecRef"(PyObject* o)
 
 cdef enum:
     OP_DENSE = -1  # op kinds >= 0 are ActKind codes
@@ -61,6 +65,7 @@ cdef enum:
     STEP_NONFINITE = -2
     STEP_INTERRUPTED = -3
     STEP_OVERFLOW = -4  # the update would make a weight or an optimizer buffer non-finite
+    STEP_STOPPED = -5   # the batch hook asked to end the epoch
     POLL_WORK = 1 << 24  # multiply-adds between two signal polls in run_epoch (a few ms)
 
 cdef enum OptKind:
@@ -547,17 +552,22 @@ cdef inline double _weight(const floating* w, Py_ssize_t n) noexcept nogil:
 cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
                        const floating* W, const int64_t* perm, Py_ssize_t N, Py_ssize_t batch,
                        floating* xb, char* tb, floating* wb, double* mean_loss,
-                       Py_ssize_t* at) noexcept nogil:
+                       Py_ssize_t* at, PyObject* hook, bint* busy) noexcept nogil:
     """One pass of mini-batch steps over X:(N, n_in) in the order perm (NULL: as stored).
 
     Shuffled batches are gathered into xb/tb/wb; t_row is the byte size of one target row;
-    W:(N,) row weights or NULL. mean_loss := the weighted mean of the batch losses. Returns
-    -1; the dataset row of the first invalid target; or STEP_NONFINITE / STEP_INTERRUPTED
-    (with the Python exception pending) and *at := the first row of the batch not taken.
+    W:(N,) row weights or NULL. mean_loss := the weighted mean of the batch losses. hook
+    (NULL: none) is called after each batch as hook(batch index, batch loss), with the GIL
+    and the executor free (*busy cleared) so it may use the model; a true result ends the
+    epoch there. Returns -1; STEP_STOPPED; the dataset row of the first invalid target; or
+    STEP_NONFINITE / STEP_OVERFLOW / STEP_INTERRUPTED (a signal handler's or the hook's
+    exception pending) and *at := the first row of the batch not taken.
     """
-    cdef Py_ssize_t start, nb, r, src, bad
+    cdef Py_ssize_t start, nb, r, src, bad, index = 0
     cdef Py_ssize_t n_in = net.n_in, work = 0
     cdef double loss, total = 0, weight = 0, wsum
+    cdef PyObject* result
+    cdef int stop
     cdef const floating* w
     start = 0
     while start < N:
@@ -586,6 +596,19 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
         weight += wsum
         start += nb
         work += nb * net.work
+        if hook != NULL:
+            with gil:
+                busy[0] = False
+                result = _call_hook(hook, "nd", index, loss)
+                busy[0] = True
+                stop = -1 if result == NULL else _truth(result)
+                if result != NULL:
+                    _decref(result)
+            if stop != 0:
+                at[0] = start
+                mean_loss[0] = total / weight if weight > 0 else 0.0
+                return STEP_STOPPED if stop > 0 else STEP_INTERRUPTED
+        index += 1
         if work >= POLL_WORK and start < N:
             work = 0
             with gil:
@@ -652,6 +675,8 @@ cdef struct Call:
     void* gt
     void* gw
     void* out                 # CALL_PREDICT: (n, n_out)
+    PyObject* hook            # CALL_EPOCH: called after each batch, or NULL
+    bint* busy                # CALL_EPOCH: the executor's busy flag (free during the hook)
     double loss               # result: the (weighted mean) loss
     Py_ssize_t at             # result of CALL_EPOCH: first row of the batch not taken
 
@@ -664,7 +689,7 @@ cdef Py_ssize_t _call(Net* net, Call* c, floating* theta) noexcept nogil:
     if c.kind == CALL_EPOCH:
         return _epoch(net, <const floating*>c.x, <const char*>c.t, c.t_row,
                       <const floating*>c.w, c.perm, c.n, c.rows, <floating*>c.gx,
-                      <char*>c.gt, <floating*>c.gw, &c.loss, &c.at)
+                      <char*>c.gt, <floating*>c.gw, &c.loss, &c.at, c.hook, c.busy)
     if c.kind == CALL_EVALUATE:
         return _evaluate(net, <const floating*>c.x, <const char*>c.t, c.t_row,
                          <const floating*>c.w, c.n, c.rows, &c.loss)
@@ -732,6 +757,7 @@ cdef class Executor:
     cdef bytes _fmt
     cdef list _widths
     cdef object _gather_x, _gather_t, _gather_w  # fit's shuffled batch (bytes for targets)
+    cdef int _epochs           # run_epoch calls under way (a batch hook may nest calls)
     cdef unsigned long _owner  # the thread that claimed the executor (0: none)
     cdef int _claims           # its nested claims
 
@@ -898,7 +924,7 @@ cdef class Executor:
             raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
         if not param > 0:
             raise ValueError(f"param must be > 0, got {param}")
-        self._check_idle()
+        self._check_configurable("the loss")
         self.net.loss_kind = LOSSES[name]
         self.net.loss_param = param
 
@@ -925,7 +951,7 @@ cdef class Executor:
     def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False,
                 double weight_decay=0.0):
         """Use SGD; a fresh zero velocity when momentum != 0."""
-        self._check_idle()
+        self._check_configurable("the optimizer")
         self._buffers_for(momentum != 0, False, False)
         self.net.opt_kind = OPT_SGD
         self.net.lr, self.net.momentum, self.net.nesterov = lr, momentum, nesterov
@@ -936,7 +962,7 @@ cdef class Executor:
     def set_adam(self, double lr, double beta1, double beta2, double eps,
                  double weight_decay=0.0):
         """Use Adam with fresh zero moments."""
-        self._check_idle()
+        self._check_configurable("the optimizer")
         self._buffers_for(True, True, False)
         self.net.opt_kind = OPT_ADAM
         self.net.lr, self.net.beta1, self.net.beta2 = lr, beta1, beta2
@@ -954,7 +980,7 @@ cdef class Executor:
                     double weight_decay=0.0, double momentum=0.0, bint centered=False):
         """Use RMSprop with fresh zero buffers (square average; momentum buffer when
         momentum != 0; gradient average when centered)."""
-        self._check_idle()
+        self._check_configurable("the optimizer")
         self._buffers_for(True, momentum != 0, centered)
         self.net.opt_kind = OPT_RMSPROP
         self.net.lr, self.net.rms_alpha, self.net.eps = lr, alpha, eps
@@ -968,7 +994,7 @@ cdef class Executor:
         torch.nn.utils.clip_grad_norm_), then each to [-value, value]; 0 turns one off."""
         if not (norm >= 0 and value >= 0):
             raise ValueError(f"clip norm and value must be >= 0, got {norm} and {value}")
-        self._check_idle()
+        self._check_configurable("the clipping")
         self.net.clip_norm, self.net.clip_value = norm, value
 
     cdef _buffers_for(self, bint one, bint two, bint three):
@@ -1020,6 +1046,14 @@ cdef class Executor:
         if self._busy or (self._owner != 0 and self._owner != PyThread_get_thread_ident()):
             raise RuntimeError("this model is in use by another thread; a model runs one "
                                "call at a time (give each thread its own model)")
+        return 0
+
+    cdef int _check_configurable(self, str what) except -1:
+        """Refuse a change of loss or optimizer from a batch hook: the running epoch reads
+        its targets and buffers as set when it started."""
+        self._check_idle()
+        if self._epochs:
+            raise RuntimeError(f"{what} cannot change while an epoch runs (from a batch hook)")
         return 0
 
     def claim(self):
@@ -1186,14 +1220,20 @@ cdef class Executor:
             raise FloatingPointError(_OVERFLOW)
         return c.loss
 
-    def run_epoch(self, X, T, perm, Py_ssize_t batch_size, sample_weight=None):
+    def run_epoch(self, X, T, perm, Py_ssize_t batch_size, sample_weight=None, on_batch=None):
         """Mini-batch updates over all of X:(N, n_in), T (and row weights sample_weight:(N,)
         or None) in the order perm:(N,) int64 (or None: as stored). Returns the mean of the
         batch losses weighted by batch weight (by batch size without sample_weight).
 
+        on_batch: None, or called after each batch as on_batch(batch index, batch loss)
+        (the model may be used from it); a true result ends the epoch after that batch, and
+        the mean is then over the batches taken. Without it the epoch never leaves compiled
+        code but to poll for signals.
         Raises FloatingPointError at the first batch with a non-finite loss or gradient, and
-        KeyboardInterrupt (or whatever a signal handler raises) at a batch boundary; the
-        earlier batches' updates stay made, the failing one's is not."""
+        KeyboardInterrupt (or whatever a signal handler, or on_batch, raises) at a batch
+        boundary; the earlier batches' updates stay made, the failing one's is not."""
+        if on_batch is not None and not callable(on_batch):
+            raise TypeError(f"on_batch must be callable or None, got {on_batch!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         cdef Py_ssize_t N = len(X), bad
@@ -1228,8 +1268,14 @@ cdef class Executor:
                 if not _in_range(c.perm, N):
                     raise ValueError(f"perm must hold row indices in [0, {N})")
             c.kind, c.n, c.rows = CALL_EPOCH, N, batch_size
-            with nogil:
-                bad = _run(&self.net, &c, self._itemsize == 4)
+            if on_batch is not None:
+                c.hook, c.busy = <PyObject*>on_batch, &self._busy
+            self._epochs += 1
+            try:
+                with nogil:
+                    bad = _run(&self.net, &c, self._itemsize == 4)
+            finally:
+                self._epochs -= 1
         finally:
             self._busy = False
             for i in range(7):
