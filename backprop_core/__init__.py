@@ -15,7 +15,13 @@ except ModuleNotFoundError as e:  # pragma: no cover - only in an unbuilt source
         "non-editable install). Install in place with `pip install -e .`, or run from "
         "another directory."
     ) from e
-from ._blas import blas_loaded, blas_source, small_gemm_threshold
+from ._blas import (
+    blas_loaded,
+    blas_source,
+    blas_threads,
+    set_blas_threads,
+    small_gemm_threshold,
+)
 from ._checks import first_nonfinite_row
 from ._dense import dense_backward, dense_forward
 from ._executor import Executor, Mode
@@ -46,12 +52,14 @@ __all__ = [
     "binary_cross_entropy_loss",
     "blas_loaded",
     "blas_source",
+    "blas_threads",
     "dense_backward",
     "dense_forward",
     "first_nonfinite_row",
     "huber_loss",
     "mae_loss",
     "mse_loss",
+    "set_blas_threads",
     "sgd_update",
     "small_gemm_threshold",
     "softmax_cross_entropy_loss",

@@ -75,6 +75,10 @@ cdef cblas_sgemm_t _cblas_sgemm = NULL
 cdef cblas_dgemm_t _cblas_dgemm = NULL
 cdef cblas_saxpy_t _cblas_saxpy = NULL
 cdef cblas_daxpy_t _cblas_daxpy = NULL
+ctypedef void (*set_threads_t)(int) noexcept nogil
+ctypedef int (*get_threads_t)() noexcept nogil
+cdef set_threads_t _set_threads = NULL  # numpy's OpenBLAS's own thread count calls
+cdef get_threads_t _get_threads = NULL
 cdef bint _cblas = False  # products go to numpy's CBLAS (set before _ready)
 cdef bint _ready = False  # the pointers are loaded
 _SOURCE = None
@@ -126,6 +130,14 @@ cdef bint _load_numpy_cblas() except -1:
         _cblas_saxpy = <cblas_saxpy_t>_numpy_symbol(handle, prefix + "cblas_saxpy64_")
         _cblas_daxpy = <cblas_daxpy_t>_numpy_symbol(handle, prefix + "cblas_daxpy64_")
         if _cblas_sgemm != NULL:
+            break
+    global _set_threads, _get_threads
+    for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                 "openblas_set_num_threads"):
+        _set_threads = <set_threads_t>_numpy_symbol(handle, name)
+        _get_threads = <get_threads_t>_numpy_symbol(
+            handle, name.replace("set_num_threads", "get_num_threads"))
+        if _set_threads != NULL and _get_threads != NULL:
             break
     bp_dl_release(handle)  # numpy's module keeps the library loaded
     if (_cblas_sgemm == NULL or _cblas_dgemm == NULL or _cblas_saxpy == NULL
@@ -205,6 +217,27 @@ cdef int _ensure_blas() except -1:
 def blas_loaded():
     """True once the BLAS pointers have been fetched (they are fetched on first use)."""
     return _ready
+
+
+def blas_threads():
+    """The number of threads of the BLAS the products go to, or None if this module cannot
+    tell (scipy's BLAS: use threadpoolctl)."""
+    _ensure_blas()
+    if _cblas and _get_threads != NULL:
+        return _get_threads()
+    return None
+
+
+def set_blas_threads(int n):
+    """Use n >= 1 threads in the BLAS the products go to; False if this module cannot set
+    it (scipy's BLAS: use threadpoolctl). numpy's own products share that BLAS."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _ensure_blas()
+    if _cblas and _set_threads != NULL:
+        _set_threads(n)
+        return True
+    return False
 
 
 def blas_source():
