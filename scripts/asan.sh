@@ -2,7 +2,7 @@
 # Build backprop_core with AddressSanitizer and run the test suite against that build.
 #
 #   scripts/asan.sh                      # the whole suite (about 2-3x slower than usual)
-#   scripts/asan.sh -x tests/test_core_kernels.py   # pytest arguments replace "-q tests"
+#   scripts/asan.sh -x tests/core/test_kernels.py   # pytest arguments replace "-q tests"
 #
 # The sanitized extensions are built from a copy of backprop_core/ in $ASAN_BUILD_DIR
 # (default build/asan), so the normal in-place build is left alone. Python itself is not

@@ -6,7 +6,7 @@
 
 Every gradient shown is the library's own: model.gradients on a float64 copy of the model.
 The chain-rule factors are computed independently from the forward values, so each shown
-product (summed over paths and rows) can be checked against it (tests/test_explain.py does).
+product (summed over paths and rows) can be checked against it (tests/api/test_explain.py does).
 
 This module reads the model and checks what it is given; chain_rule computes the factors;
 notation writes them (the symbols, the number format, the Explanation and its renderings).

@@ -20,8 +20,8 @@ def run_python(code: str) -> str:
 
 
 def test_import_does_not_load_scipy_linalg_and_first_step_fetches_blas():
-    """The BLAS pointers are fetched on first use (numpy's or scipy's: test_blas_source.py); a
-    model whose products are all past the direct-loop threshold must work in a fresh
+    """The BLAS pointers are fetched on first use (numpy's or scipy's: core/test_blas_source.py);
+    a model whose products are all past the direct-loop threshold must work in a fresh
     interpreter where no kernel ran before."""
     out = run_python(
         "import sys, numpy as np, backprop as bp, backprop_core as core\n"

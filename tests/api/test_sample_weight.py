@@ -1,7 +1,7 @@
 """sample_weight: a batch's loss is sum_i w_i L_i / sum_i w_i (scikit-learn's convention).
 
 References: integer weights equal repeated rows (the kernels' weighting is checked against
-the NumPy spec in test_core_kernels); float64 models, tolerance 1e-12.
+the NumPy spec in core/test_kernels.py); float64 models, tolerance 1e-12.
 """
 
 import numpy as np

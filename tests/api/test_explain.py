@@ -1,8 +1,8 @@
 """bp.explain: the shown numbers are the hand-worked ones, and every shown product of
 chain-rule factors equals the library's kernel gradient.
 
-References: the seed articles' hand formulas (../shared/seeds, as in test_seeds.py), recomputed
-here in plain Python; for random networks, the float64 kernels' own gradients
+References: the seed articles' hand formulas (../shared/seeds, as in reference/test_seeds.py),
+recomputed here in plain Python; for random networks, the float64 kernels' own gradients
 (model.gradients), against which the explanation's independently computed factors must
 multiply out exactly (to rounding).
 """

@@ -125,7 +125,7 @@ def test_module_entry_point_exit_status() -> None:
     assert "unknown example 'perceptron'" in done.stderr
 
 
-TUTORIAL = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+TUTORIAL = pathlib.Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 
 
 @pytest.mark.parametrize("name", ["neuron", "package", "two-three-one", "xor"])

@@ -26,7 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import backprop.sklearn
 from backprop.sklearn import MLPClassifier, MLPRegressor, _BaseMLP
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 # Few epochs keep the tests fast; not converging is expected here (one test checks the warning)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
