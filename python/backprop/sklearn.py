@@ -18,6 +18,7 @@ predictions and probabilities are float64 whatever the training dtype;
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,7 @@ from sklearn.utils.validation import (
 
 from . import layers as _layers
 from . import losses as _losses
+from . import onnx_export
 from ._validation import check_int, check_positive, check_range, resolve_dtype
 from .callbacks import Plateau
 from .model import Sequential
@@ -669,6 +671,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def to_onnx(self, path: str | os.PathLike[str], *, opset: int = onnx_export.OPSET) -> None:
+        """Write the fitted network as an ONNX model (needs the onnx package): input "X"
+        (batch, n_features_in_), output "probabilities" (batch, n_classes), predict_proba's
+        values in the model's dtype, columns in the order of classes_ (no ZipMap, no labels:
+        predict is classes_[argmax])."""
+        check_is_fitted(self)
+        onnx_export.export_classifier(self.model_, path, opset=opset)
+
 
 class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     """Multi-layer perceptron regressor trained by the compiled core; identity output,
@@ -783,6 +793,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
         (n_samples,) for one target, else (n_samples, n_targets)."""
         out = self._outputs(X).astype(np.float64)
         return out[:, 0] if self.n_outputs_ == 1 else out
+
+    def to_onnx(self, path: str | os.PathLike[str], *, opset: int = onnx_export.OPSET) -> None:
+        """Write the fitted network as an ONNX model (needs the onnx package): input "X"
+        (batch, n_features_in_), output "Y", predict's values in the model's dtype, (batch,)
+        for one target, else (batch, n_targets)."""
+        check_is_fitted(self)
+        onnx_export.export_regressor(self.model_, path, opset=opset)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
