@@ -13,13 +13,25 @@
 # are printed at the end and the exit status is non-zero. The RSS tests skip themselves
 # (ASan's quarantine keeps freed memory resident).
 #
-# Needs: gcc or clang with libasan, and a Python with the test extras and Cython
-# (PYTHON=/path/to/python to choose it; default python3).
+# Needs: gcc or clang with libasan, and a Python with the test extras (PYTHON=/path/to/python
+# to choose it, relative to the current directory or found on PATH; default python3). The
+# build needs what pyproject.toml's [build-system] requires (Cython, setuptools): when PYTHON
+# lacks them (an install with build isolation leaves them out), they are installed once into
+# a build environment of the same interpreter, $ASAN_BUILD_DIR/build-env.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
+# an absolute path, since the build runs in another directory; the final symlink is kept as
+# it is (a virtual environment's python is a symlink whose location names the environment)
+if [[ "$PYTHON" == */* ]]; then
+    PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
+else
+    PYTHON=$(command -v "$PYTHON") || { echo "asan.sh: no $PYTHON on PATH" >&2; exit 2; }
+fi
+[[ -x "$PYTHON" ]] || { echo "asan.sh: PYTHON=$PYTHON is not an executable" >&2; exit 2; }
 OUT=${ASAN_BUILD_DIR:-$ROOT/build/asan}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 CC=${CC:-gcc}
 
 LIBASAN=$("$CC" -print-file-name=libasan.so)
@@ -28,13 +40,54 @@ if [[ ! -e "$LIBASAN" ]]; then
     exit 2
 fi
 
+# The build requirements: pyproject.toml's [build-system] requires ("name>=version" each).
+# missing_requirements PY prints those PY lacks, one per line (all of them if it cannot tell).
+read -r -d '' REQUIREMENTS_PY << 'PY' || true
+import re, sys
+from importlib import metadata
+
+text = open(sys.argv[1], encoding="utf-8").read()
+table = re.search(r"^\[build-system\]$(.*?)(?=^\[|\Z)", text, re.M | re.S).group(1)
+requires = re.findall(r'"([^"]+)"', re.search(r"requires\s*=\s*\[(.*?)\]", table, re.S).group(1))
+
+def numbers(version):
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+
+for req in requires:
+    name, _, least = (part.strip() for part in req.partition(">="))
+    try:
+        ok = numbers(metadata.version(name)) >= numbers(least or "0")
+    except metadata.PackageNotFoundError:
+        ok = False
+    if not ok:
+        print(req)
+PY
+missing_requirements() {
+    if ! "$1" -c "$REQUIREMENTS_PY" "$ROOT/pyproject.toml" 2> /dev/null; then
+        sed -n 's/^requires *= *\[\(.*\)\]/\1/p' "$ROOT/pyproject.toml" | grep -o '"[^"]*"' | tr -d '"'
+    fi
+}
+
+BUILD_PYTHON=$PYTHON
+mapfile -t MISSING < <(missing_requirements "$PYTHON")
+if ((${#MISSING[@]})); then
+    BUILD_PYTHON="$OUT/build-env/bin/python"
+    mapfile -t STILL < <([[ -x "$BUILD_PYTHON" ]] && missing_requirements "$BUILD_PYTHON" || printf '%s\n' "${MISSING[@]}")
+    if ((${#STILL[@]})); then
+        echo "== $PYTHON lacks ${MISSING[*]}: installing them into $OUT/build-env"
+        rm -rf "$OUT/build-env"
+        "$PYTHON" -m venv "$OUT/build-env"
+        "$BUILD_PYTHON" -m pip install --quiet "${MISSING[@]}"
+    fi
+fi
+
 echo "== building backprop_core with -fsanitize=address in $OUT"
 mkdir -p "$OUT/src/backprop_core"
 cp -p "$ROOT/setup.py" "$OUT/src/"
 for f in "$ROOT"/backprop_core/*; do  # sources and headers; not the normal build's output
     case "$f" in *.so | *.c | *.pyd | */__pycache__) ;; *) cp -p "$f" "$OUT/src/backprop_core/" ;; esac
 done
-(cd "$OUT/src" && CC="$CC" BACKPROP_ASAN=1 "$PYTHON" setup.py -q build_ext --inplace)
+(cd "$OUT/src" && CC="$CC" BACKPROP_ASAN=1 "$BUILD_PYTHON" setup.py -q build_ext --inplace)
 
 # `import backprop_core` must find the sanitized build, never the checkout's own: pytest runs
 # from the repository root with the current directory dropped from sys.path (and

@@ -10,14 +10,18 @@ import os
 
 from .callbacks import (
     CosineDecay,
+    CSVLogger,
     EarlyStopping,
     ExponentialDecay,
     LearningRateScheduler,
+    LinearWarmup,
     ModelCheckpoint,
+    ReduceLROnPlateau,
     StepDecay,
 )
 from .explain import Explanation, explain
 from .gradcheck import gradcheck
+from .interop import from_torch
 from .layers import (
     Activation,
     Dense,
@@ -34,6 +38,7 @@ from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntro
 from .model import Sequential, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .serialization import ModelFileError
+from .threads import get_num_threads, num_threads, set_num_threads
 from .training import Callback, History
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BinaryCrossEntropy",
+    "CSVLogger",
     "Callback",
     "CosineDecay",
     "Dense",
@@ -57,12 +63,14 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "LearningRateScheduler",
+    "LinearWarmup",
     "Loss",
     "ModelCheckpoint",
     "ModelFileError",
     "Optimizer",
     "RMSprop",
     "ReLU",
+    "ReduceLROnPlateau",
     "Sequential",
     "Sigmoid",
     "Softmax",
@@ -70,9 +78,13 @@ __all__ = [
     "StepDecay",
     "Tanh",
     "explain",
+    "from_torch",
+    "get_num_threads",
     "gradcheck",
     "load",
+    "num_threads",
     "save",
+    "set_num_threads",
 ]
 
 

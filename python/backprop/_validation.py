@@ -13,12 +13,20 @@ converted once or refused. The dtype policy (README, "Errors and guarantees"):
 - complex, object, strings, datetimes, structured records: refused (TypeError).
 - any memory layout (Fortran order, strides, negative strides, read-only): copied to a
   C-contiguous array first; the caller's arrays are never written.
+- pandas DataFrames, Series and Index: read with .to_numpy() (a DataFrame's columns to
+  their common type, as NumPy promotes them); a column that does not hold numbers
+  (strings, categories, dates) is refused naming it, a missing value (NA) naming its row.
+- torch tensors (any device, requires_grad too): .detach().cpu().numpy() (bfloat16 and
+  other types NumPy lacks through float32, exactly). Neither pandas nor torch is imported
+  here: they are recognised by the module their type comes from.
+- iterators, generators and other one-pass iterables (a DataLoader, a dict, a set):
+  refused (TypeError) with what to pass instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +52,88 @@ def resolve_dtype(dtype: DTypeLike) -> np.dtype[Any]:
 EXACT_INT_LIMIT = {np.dtype(np.float32): 2**24, np.dtype(np.float64): 2**53}
 
 
+def as_numpy(a: Any, name: str) -> Any:
+    """A pandas or torch object as a NumPy array (converted once, without importing
+    either library); an iterator or one-pass iterable refused (TypeError) with what to pass
+    instead; anything else returned as it is (np.asarray's to convert). name: e.g. "fit: X".
+    """
+    if isinstance(a, np.ndarray):
+        return a
+    library = type(a).__module__.partition(".")[0]
+    if library == "pandas" and hasattr(a, "to_numpy"):
+        return _from_pandas(a, name)
+    if library == "torch" and hasattr(a, "detach"):
+        return _from_torch(a, name)
+    if isinstance(a, Iterator) or (
+        isinstance(a, Iterable)
+        and not isinstance(a, (Sequence, str, bytes))
+        and not hasattr(a, "__array__")
+        and not hasattr(a, "__array_interface__")
+    ):
+        raise TypeError(
+            f"{name} is a {type(a).__name__}, which can be read only item by item; pass the "
+            "data as one array instead (a NumPy array, a pandas DataFrame or Series, a torch "
+            "tensor, nested lists). For data larger than memory, train batch by batch: call "
+            "model.train_step(X_batch, y_batch) for each batch (or partial_fit of "
+            "backprop.sklearn's estimators)"
+        )
+    return a
+
+
+def _from_pandas(a: Any, name: str) -> NDArray[Any]:
+    """A DataFrame, Series or Index as a NumPy array of its numbers (DataFrame columns to
+    their common type)."""
+    columns = list(a.dtypes.items()) if hasattr(a, "columns") else [(None, a.dtype)]
+    numpy_dtypes = []
+    for column, dtype in columns:
+        if getattr(dtype, "kind", "O") not in "biuf":
+            where = f" column {column!r}" if column is not None else ""
+            hint = (
+                " (.cat.codes gives the category numbers)"
+                if getattr(dtype, "name", "") == "category"
+                else ""
+            )
+            raise TypeError(
+                f"{name}{where} must hold numbers (float, integer or bool), got the pandas "
+                f"dtype {dtype}{hint}"
+            )
+        if not isinstance(dtype, np.dtype):
+            # pandas' nullable types (Int64, Float64, boolean) name their NumPy dtype and
+            # may hold pd.NA, which no NumPy number represents
+            column_data = a if column is None else a[column]
+            missing = np.asarray(column_data.isna())
+            if missing.any():
+                at = f" (column {column!r})" if column is not None else ""
+                raise ValueError(
+                    f"{name} holds a missing value (NA) in row "
+                    f"{int(np.flatnonzero(missing)[0])}{at}"
+                )
+        numpy_dtypes.append(np.dtype(getattr(dtype, "numpy_dtype", dtype)))
+    target = np.result_type(*numpy_dtypes) if numpy_dtypes else np.dtype(np.float64)
+    return np.asarray(a.to_numpy(dtype=target))
+
+
+def _from_torch(a: Any, name: str) -> NDArray[Any]:
+    """A torch tensor (any device, requires_grad too) as a NumPy array."""
+    try:
+        t = a.detach()
+        if getattr(t, "is_sparse", False) or getattr(t, "is_sparse_csr", False):
+            t = t.to_dense()
+        t = t.cpu().resolve_conj().resolve_neg()
+        try:
+            return np.asarray(t.numpy())
+        except TypeError:  # bfloat16, float8: NumPy has no such dtype; float32 holds them
+            if not t.dtype.is_floating_point:
+                raise
+            return np.asarray(t.float().numpy())
+    except (TypeError, RuntimeError) as e:
+        raise TypeError(
+            f"{name}: cannot read the torch tensor as an array of numbers ({e})"
+        ) from None
+
+
 def _as_array(a: Any, name: str) -> NDArray[Any]:
+    a = as_numpy(a, name)
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -225,6 +314,7 @@ def _as_labels(
     y: Any, n_samples: int, n_classes: int, where: str, check_range: bool
 ) -> NDArray[np.int64]:
     if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1 and y.flags.c_contiguous):
+        y = as_numpy(y, f"{where}: y")  # its own messages (pandas columns, iterators)
         try:
             y = _as_array(y, f"{where}: y")
         except TypeError:

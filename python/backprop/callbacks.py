@@ -343,3 +343,223 @@ class CosineDecay(_DecayFromInitial):
         # eta_min = 0 reaches lr 0 at T_max, which the optimizers refuse: use the smallest
         # positive double instead (no update in practice)
         return max(lr, float(np.finfo(np.float64).tiny))
+
+
+class LinearWarmup(_DecayFromInitial):
+    """Linear warm-up, then optionally another schedule (torch's LinearLR followed by
+    SequentialLR's hand-over):
+
+        lr = lr0 * (start_factor + (1 - start_factor) * epoch / warmup_epochs)
+                                                            for epoch < warmup_epochs
+        lr = lr0                                 afterwards, when then is None
+        lr = then.lr_at(epoch - warmup_epochs)   afterwards, when then is a schedule
+
+    so the first epoch trains with lr0 * start_factor and epoch warmup_epochs with lr0 (or
+    with the first lr of `then`, which counts its epochs from the hand-over, as the
+    schedulers in torch's SequentialLR do). lr0: the optimizer's lr when the schedule first
+    runs, unless given as initial_lr; `then` (StepDecay, ExponentialDecay, CosineDecay or
+    another LinearWarmup) starts from the same lr0 unless it has an initial_lr of its own.
+    Give only the LinearWarmup to fit, not `then` as well. 0 < start_factor <= 1
+    (torch's default 1/3); warmup_epochs >= 1.
+    """
+
+    def __init__(
+        self,
+        warmup_epochs: int,
+        start_factor: float = 1.0 / 3.0,
+        then: _DecayFromInitial | None = None,
+        initial_lr: float | None = None,
+    ) -> None:
+        super().__init__(initial_lr)
+        self.warmup_epochs = check_int(warmup_epochs, "LinearWarmup: warmup_epochs", 1)
+        factor = check_range(start_factor, "LinearWarmup: start_factor", 0, 1, hi_open=False)
+        if factor == 0:
+            raise ValueError("LinearWarmup: start_factor must be in (0, 1], got 0")
+        self.start_factor = factor
+        if then is not None and (not isinstance(then, _DecayFromInitial) or then is self):
+            raise TypeError(
+                "LinearWarmup: then must be a schedule of the initial lr (StepDecay, "
+                f"ExponentialDecay, CosineDecay, LinearWarmup) or None, got {then!r}"
+            )
+        self.then = then
+
+    def lr_at(self, epoch: int) -> float:
+        lr0 = self._lr0()
+        if epoch < self.warmup_epochs:
+            return lr0 * (
+                self.start_factor + (1.0 - self.start_factor) * epoch / self.warmup_epochs
+            )
+        if self.then is None:
+            return lr0
+        if self.then.initial_lr is None:
+            self.then.initial_lr = lr0
+        return self.then.lr_at(epoch - self.warmup_epochs)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved for `patience`
+    epochs (Keras's ReduceLROnPlateau, checked against Keras itself).
+
+    After each epoch: during a cooldown (the `cooldown` epochs after a reduction) the count
+    of epochs without improvement stays 0. An improvement is a value better than the best
+    so far by more than min_delta (the first value always is one); it becomes the best and
+    resets the count. Otherwise, outside a cooldown, the count grows, and when it reaches
+    `patience` and lr > min_lr (compared in float32, as Keras keeps the lr):
+    lr = max(lr * factor, min_lr), the count restarts and the cooldown begins. The new lr
+    applies from the next epoch (History.lr shows it there). The best value and the counts
+    restart with every fit() call; the lr stays where it is.
+    mode "auto" maximises accuracy and r2 and minimises everything else. 0 < factor < 1;
+    the lr never goes below the smallest float32 subnormal (an lr of 0 is refused).
+    verbose: 1 prints each reduction. After fit: best, wait, cooldown_counter.
+    A monitor missing from the logs is an error (Keras only warns), as in EarlyStopping.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        who = "ReduceLROnPlateau"
+        self.monitor = _check_monitor(monitor, who)
+        self.mode = _resolve_mode(mode, monitor, who)
+        self.factor = check_range(factor, f"{who}: factor", 0, 1)
+        if self.factor == 0:
+            raise ValueError(f"{who}: factor must be in (0, 1), got 0")
+        self.patience = check_int(patience, f"{who}: patience", 0)
+        self.min_delta = abs(check_range(min_delta, f"{who}: min_delta", -math.inf, math.inf))
+        self.cooldown = check_int(cooldown, f"{who}: cooldown", 0)
+        self.min_lr = check_range(min_lr, f"{who}: min_lr", 0, math.inf)
+        self.verbose = check_int(verbose, f"{who}: verbose", 0)
+        self._plateau = Plateau(self.mode, self.min_delta, "keras")
+        self.cooldown_counter = 0
+
+    @property
+    def best(self) -> float:
+        """The best monitored value of this fit() call (inf or -inf before the first)."""
+        best = self._plateau.best
+        return (math.inf if self.mode == "min" else -math.inf) if best is None else best
+
+    @property
+    def wait(self) -> int:
+        """Epochs without improvement counted towards the next reduction."""
+        return self._plateau.wait
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._plateau.reset()
+        self.cooldown_counter = 0
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        current = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        plateau = self._plateau
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            plateau.wait = 0
+        in_cooldown = self.cooldown_counter > 0
+        waited = plateau.wait
+        if plateau.update(current):  # an improvement: the new best, the count restarts
+            return
+        if in_cooldown:
+            plateau.wait = waited  # Keras counts no epochs during a cooldown
+            return
+        if plateau.wait >= self.patience:
+            optimizer = self.model.optimizer
+            if optimizer is None:
+                raise RuntimeError("ReduceLROnPlateau: the model has no optimizer")
+            old_lr = optimizer.lr
+            # "above min_lr" as Keras judges it, in float32 (where it keeps the lr): an lr that
+            # reached min_lr through float64 rounding (0.1 * 0.1 * 0.1 > 0.001) is at it
+            with np.errstate(over="ignore"):
+                above = np.float32(old_lr) > np.float32(self.min_lr)
+            if above:
+                # the smallest float32 subnormal keeps lr > 0 and in either model dtype
+                new_lr = max(old_lr * self.factor, self.min_lr, _SMALLEST_LR)
+                optimizer.lr = new_lr
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{new_lr}.")  # fmt: skip
+                self.cooldown_counter = self.cooldown
+                plateau.wait = 0
+
+
+#: the smallest learning rate a schedule sets: the smallest float32 subnormal, positive in
+#: both model dtypes (the optimizers refuse an lr of 0 and one that rounds to 0)
+_SMALLEST_LR = float(np.finfo(np.float32).smallest_subnormal)
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file (Keras's CSVLogger, file for file).
+
+    The columns are "epoch" (0-based within the fit call) and then the first epoch's log
+    keys in sorted order; when none of them starts with "val_", a "val_<key>" column is
+    added for each (Keras's provision for validation scores that appear later), and keys
+    missing from an epoch's logs are written as NA. Rows are flushed as they are written.
+    separator: the field delimiter. append: add to an existing file (no second header if
+    it already has a line) instead of overwriting it.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], separator: str = ",", append: bool = False
+    ) -> None:
+        super().__init__()
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
+        self.path = os.fspath(path)
+        self.separator = separator
+        self.append = bool(append)
+        self.keys: list[str] | None = None
+        self._file: Any = None
+        self._writer: Any = None
+        self._header = True
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self.close()
+        mode = "w"
+        self._header = True
+        if self.append:
+            mode = "a"
+            if os.path.exists(self.path):
+                with open(self.path, encoding="utf-8", newline="") as f:
+                    self._header = not f.readline()
+        self._file = open(self.path, mode, encoding="utf-8", newline="")
+        self._writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        import csv
+
+        logs = logs or {}
+        if self._file is None:
+            raise RuntimeError("CSVLogger: not started (use it as a callback of fit)")
+        if self.keys is None:
+            keys = sorted(logs)
+            if not any(k.startswith("val_") for k in keys):
+                keys += [f"val_{k}" for k in keys]
+            self.keys = keys
+        if self._writer is None:
+            self._writer = csv.DictWriter(
+                self._file, fieldnames=["epoch", *self.keys], delimiter=self.separator
+            )
+            if self._header:
+                self._writer.writeheader()
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update((k, logs.get(k, "NA")) for k in self.keys)
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (fit does it when training ends; after an exception, call it or
+        let the next fit do it)."""
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        self._file = None
+        self._writer = None

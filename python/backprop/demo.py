@@ -1,6 +1,7 @@
 """Train a 64-128-10 network on scikit-learn's bundled digits and report test accuracy.
 
-    python -m backprop.demo [--epochs N] [--dtype float32|float64] [--seed S]
+    python -m backprop.demo [--epochs N] [--batch-size B] [--dtype float32|float64] [--seed S]
+    python -m backprop.demo --help
 
 Needs the `demo` extra (scikit-learn, which ships the 1,797 8x8 digit images; no download).
 """
@@ -16,11 +17,30 @@ import backprop as bp
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(prog="python -m backprop.demo", description=__doc__)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="python -m backprop.demo",
+        description="Train a 64-128-10 network (ReLU, softmax cross-entropy, SGD with momentum "
+        "0.9) on scikit-learn's bundled 8x8 digits (no download) and report the test accuracy. "
+        "Needs scikit-learn: pip install 'backprop-core[demo]'.",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="passes over the training images (default 30)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="images per SGD step (default 32)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="the model's floating-point type (default float32, the fast one)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the initial weights and the shuffling (default 0)",
+    )
     args = parser.parse_args(argv)
     try:
         from sklearn.datasets import load_digits

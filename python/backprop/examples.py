@@ -1,7 +1,9 @@
 """The classic worked examples of backpropagation, explained step by step and then trained.
 
     python -m backprop.examples            # list the examples
-    python -m backprop.examples NAME       # run one: neuron, package, two-three-one, xor
+    python -m backprop.examples NAME       # run one: neuron, package, two-three-one,
+                                           # two-two-two, xor
+    python -m backprop.examples --help     # the options
 
 Each prints bp.explain(...) for its network (the forward pass, the loss, every gradient as a
 product of chain-rule factors, the update) and then the training progress. docs/tutorial.md
@@ -10,6 +12,7 @@ walks through their output.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -148,6 +151,101 @@ def two_three_one() -> None:
     _train_steps(model, x, y, steps=50, every=10)
 
 
+# -- two-two-two: Matt Mazur's step-by-step example ------------------------------------------
+
+MAZUR_X = np.array([[0.05, 0.10]])
+MAZUR_Y = np.array([[0.01, 0.99]])
+#: w1..w4 (inputs -> hidden), w5..w8 (hidden -> outputs), b1 (hidden), b2 (outputs); w1 links
+#: i1 -> h1, w2 i2 -> h1, w3 i1 -> h2, w4 i2 -> h2, w5 h1 -> o1, w6 h2 -> o1, w7 h1 -> o2,
+#: w8 h2 -> o2
+MAZUR_W = (0.15, 0.20, 0.25, 0.30, 0.40, 0.45, 0.50, 0.55)
+MAZUR_B = (0.35, 0.60)
+MAZUR_LR = 0.5
+
+
+def _mazur_weights(w: tuple[float, ...] | list[float], b: tuple[float, ...]) -> list[np.ndarray]:
+    """w1..w8, b1, b2 as get_weights() lists them: W[k, j] links input k to unit j."""
+    w1, w2, w3, w4, w5, w6, w7, w8 = w
+    return [
+        np.array([[w1, w3], [w2, w4]]),
+        np.array([b[0], b[0]]),
+        np.array([[w5, w7], [w6, w8]]),
+        np.array([b[1], b[1]]),
+    ]
+
+
+def _w1_to_w8(model: bp.Sequential) -> list[float]:
+    W1, _, W2, _ = model.get_weights()
+    return [float(W[k, j]) for W in (W1, W2) for j in (0, 1) for k in (0, 1)]
+
+
+def two_two_two() -> None:
+    """Matt Mazur's step-by-step 2-2-2 sigmoid network, E = half the sum of squared errors."""
+    n_outputs = 2
+    # The article's error is E = 1/2 sum_k (target_k - out_k)^2 over the n outputs; our MSE is
+    # the mean, L = 1/n sum_k (target_k - out_k)^2, so E = (n/2) L and dE/dw = (n/2) dL/dw. Its
+    # step w - lr_article dE/dw is ours with lr = lr_article * n / 2.
+    lr = MAZUR_LR * n_outputs / 2
+    model = bp.Sequential(
+        [bp.Dense(2, 2), bp.Sigmoid(), bp.Dense(2, 2), bp.Sigmoid()], dtype="float64", seed=0
+    )
+    model.set_weights(_mazur_weights(MAZUR_W, MAZUR_B))
+    model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=lr))
+    x, y = MAZUR_X, MAZUR_Y
+    print(
+        'Matt Mazur, "A Step by Step Backpropagation Example" (2015): inputs 0.05, 0.10,\n'
+        "targets 0.01, 0.99, weights w1..w8 = " + ", ".join(f"{w:.2f}" for w in MAZUR_W) + ",\n"
+        f"biases b1 = {MAZUR_B[0]:.2f} (hidden), b2 = {MAZUR_B[1]:.2f} (outputs), sigmoid on "
+        f"both layers, learning rate {MAZUR_LR}.\n"
+        "The article's error is half the SUM of squared errors, E = 1/2 sum_k (t_k - o_k)^2;\n"
+        "our MSE is their MEAN over the n outputs, L = 1/n sum_k (t_k - o_k)^2. So E = (n/2) L,\n"
+        "dE/dw = (n/2) dL/dw, and the article's step w - 0.5 dE/dw is ours with\n"
+        f"lr = 0.5 * n / 2 = {lr:g} (n = {n_outputs}: here E and L are the same number, and so\n"
+        "are the two learning rates). MSE(reduction='sum_outputs', half=True) is E itself and\n"
+        "takes the article's learning rate as it is, for any n.\n"
+        "In the notation below, w^1_11 = w1, w^1_12 = w2, w^1_21 = w3, w^1_22 = w4,\n"
+        "w^2_11 = w5, w^2_12 = w6, w^2_21 = w7, w^2_22 = w8.\n"
+    )
+    print(explain(model, x[0], y[0], lr=lr))
+    print()
+    h = bp.Sequential([bp.Dense(2, 2), bp.Sigmoid()], dtype="float64", seed=0)
+    h.set_weights(model.get_weights()[:2])  # the hidden layer on its own
+    out_h, out_o = h.predict(x)[0], model.predict(x)[0]
+    error = model.evaluate(x, y) * n_outputs / 2
+    print("Forward pass (the article's nine digits):")
+    print(f"  out_h1 = {out_h[0]:.9f}   out_h2 = {out_h[1]:.9f}")
+    print(f"  out_o1 = {out_o[0]:.9f}   out_o2 = {out_o[1]:.9f}")
+    print(f"  total error E = {error:.9f}")
+    print()
+    model.train_step(x, y)
+    print(f"After the first update (SGD lr = {lr:g}, every weight from the gradients at the")
+    print("original weights, as the article does):")
+    for i, w in enumerate(_w1_to_w8(model), start=1):
+        print(f"  w{i} = {w:.9f}")
+    _, b1, _, b2 = model.get_weights()
+    print(
+        f"SGD updated the biases too (b1 -> {_fmt(b1)}, b2 -> {_fmt(b2)}); the article keeps\n"
+        "them at 0.35 and 0.60, so from here on they are put back after every step\n"
+        "(model.set_weights) to follow it."
+    )
+    model.set_weights(_mazur_weights(_w1_to_w8(model), MAZUR_B))
+    error = model.evaluate(x, y) * n_outputs / 2
+    print(
+        f"  total error after the first round: E = {error:.9f} (the article prints 0.291027924;\n"
+        "  its own w1..w8, as it prints them, give 0.291027774 too)"
+    )
+    for _ in range(9_999):
+        model.train_step(x, y)
+        model.set_weights(_mazur_weights(_w1_to_w8(model), MAZUR_B))
+    error = model.evaluate(x, y) * n_outputs / 2
+    out_o = model.predict(x)[0]
+    print(
+        f"After 10,000 rounds: E = {error:.10f}, outputs {out_o[0]:.9f} and {out_o[1]:.9f}\n"
+        "for targets 0.01 and 0.99 (the article reports 0.0000351085, 0.015912196 and\n"
+        "0.984065734 from its own program)."
+    )
+
+
 # -- xor: what one layer cannot learn ---------------------------------------------------------
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -208,6 +306,7 @@ EXAMPLES: dict[str, Callable[[], None]] = {
     "neuron": neuron,
     "package": package,
     "two-three-one": two_three_one,
+    "two-two-two": two_two_two,
     "xor": xor,
 }
 
@@ -220,20 +319,44 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m backprop.examples",
+        description="The classic worked examples of backpropagation: each prints bp.explain "
+        "for its network (forward pass, loss, every gradient as a product of chain-rule "
+        "factors, the update), then trains it. docs/tutorial.md walks through the output.",
+        epilog=_listing().partition("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help=f"the example to run, one of: {', '.join(EXAMPLES)} (none: list them)",
+    )
+    parser.add_argument(
+        "-l", "--list", action="store_true", help="list the examples with a line on each"
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the example named in argv (default sys.argv[1:]); returns the exit status."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("--list", "-l", "--help", "-h"):
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 2
+    if args.list or args.name is None:
         print(_listing())
         return 0
-    if len(args) > 1 or args[0] not in EXAMPLES:
+    if args.name not in EXAMPLES:
         print(
-            f"python -m backprop.examples: unknown example {' '.join(args)!r}; choose one of "
+            f"python -m backprop.examples: unknown example {args.name!r}; choose one of "
             f"{', '.join(EXAMPLES)} (or --list)",
             file=sys.stderr,
         )
         return 2
-    EXAMPLES[args[0]]()
+    EXAMPLES[args.name]()
     return 0
 
 

@@ -9,7 +9,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import MODE_GRAD, Executor
 
+from . import onnx_export, torch_interop, weights_file
 from ._validation import (
     as_features,
     as_sample_weight,
@@ -33,6 +34,7 @@ from .layers import LAYERS, Activation, Dense, Layer
 from .losses import LOSSES, Loss
 from .optimizers import OPTIMIZERS, Optimizer
 from .serialization import Expected, ModelFileError, read_model, write_model
+from .summary import format_repr, format_summary
 from .training import Callback, History, Progress, as_callbacks, check_metrics, compute_metrics
 
 Array = NDArray[Any]
@@ -134,7 +136,7 @@ class Sequential:
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
         metric_names = check_metrics(metrics, loss.name)
-        self._executor.set_loss(loss.name, loss.param)
+        self._executor.set_loss(loss.name, loss.core_param(self.n_outputs))
         if optimizer is not None:
             optimizer._attach(self._executor)
         self.loss, self.optimizer, self.metrics = loss, optimizer, metric_names
@@ -304,6 +306,7 @@ class Sequential:
         verbose: int = 0,
         seed: int | None = None,
         sample_weight: Any = None,
+        class_weight: Mapping[int, float] | None = None,
     ) -> History:
         """Mini-batch training for `epochs` passes over (X, y); returns the History (also
         kept as model.history).
@@ -329,6 +332,9 @@ class Sequential:
         recorded; optimizer.steps counts every step taken).
         verbose: 0 prints nothing; 1 a progress bar over the epochs (tqdm, in a terminal)
         or else one line per epoch; 2 one line per epoch.
+        class_weight: {class index: weight >= 0} (Keras's): each training row's weight is
+        multiplied by its class's (1 for a class not named), for SoftmaxCrossEntropy labels or
+        BinaryCrossEntropy with one output (class 0 or 1); validation data is not weighted.
         """
         if self.optimizer is None:
             raise RuntimeError(
@@ -339,7 +345,7 @@ class Sequential:
         try:
             return self._fit(
                 X, y, epochs, batch_size, shuffle, validation_data, validation_split,
-                callbacks, on_nonfinite, verbose, seed, sample_weight,
+                callbacks, on_nonfinite, verbose, seed, sample_weight, class_weight,
             )  # fmt: skip
         finally:
             self._executor.release()
@@ -358,6 +364,7 @@ class Sequential:
         verbose: int,
         seed: int | None,
         sample_weight: Any,
+        class_weight: Mapping[int, float] | None,
     ) -> History:
         assert self.optimizer is not None
         epochs = check_int(epochs, "fit: epochs", 0)
@@ -370,12 +377,15 @@ class Sequential:
         X, y = self._batch(X, y, "fit")
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, "fit")
         X, y, w, val = self._hold_out(X, y, w, validation_data, split)
+        if class_weight is not None:
+            w = self._class_weighted(class_weight, y, w)
         hooks = as_callbacks(callbacks, self)
         rng = self._rng
         if seed is not None:
             rng = np.random.default_rng(seed)
             self._seed_dropout(seed)
         n = X.shape[0]
+        on_batch = self._batch_hook(hooks)
         history = self.history = History()
         progress = Progress(verbose, epochs, n)
         self.stop_training = False
@@ -392,7 +402,9 @@ class Sequential:
                 start = time.perf_counter()
                 perm = rng.permutation(n) if shuffle else None
                 try:
-                    loss = self._executor.run_epoch(X, y, perm, batch_size, sample_weight=w)
+                    loss = self._executor.run_epoch(
+                        X, y, perm, batch_size, sample_weight=w, on_batch=on_batch
+                    )
                     logs = {"loss": float(loss)}
                     if not math.isfinite(logs["loss"]):
                         raise FloatingPointError(f"the epoch's mean loss is {logs['loss']}")
@@ -425,6 +437,52 @@ class Sequential:
         for hook in hooks:
             hook.on_train_end({})
         return history
+
+    def _class_weighted(
+        self, class_weight: Mapping[int, float], y: Array, w: Array | None
+    ) -> Array:
+        """Row weights: w (or ones) times each row's class weight."""
+        assert self.loss is not None
+        if self.loss.name == "softmax_cross_entropy":
+            labels, n_classes = y, self.n_outputs
+        elif self.loss.name == "binary_cross_entropy" and self.n_outputs == 1:
+            labels, n_classes = y[:, 0], 2
+            if not np.isin(labels, (0, 1)).all():
+                raise ValueError("fit: class_weight needs binary targets of 0 or 1")
+        else:
+            raise ValueError(
+                f"fit: class_weight needs integer class labels (SoftmaxCrossEntropy, or "
+                f"BinaryCrossEntropy with one output); the loss is {self.loss!r} with "
+                f"{self.n_outputs} outputs (pass sample_weight instead)"
+            )
+        if not isinstance(class_weight, Mapping):
+            raise TypeError(f"fit: class_weight must be a dict {{class: weight}}, got "
+                            f"{type(class_weight).__name__}")  # fmt: skip
+        table = np.ones(n_classes)
+        for key, value in class_weight.items():
+            k = check_int(key, "fit: class_weight's class", 0, n_classes - 1)
+            table[k] = check_range(value, f"fit: class_weight[{k}]", 0.0, math.inf)
+        weights = table[np.asarray(labels, dtype=np.int64)]
+        if w is not None:
+            weights = weights * w
+        if not weights.sum() > 0:
+            raise ValueError("fit: class_weight leaves every training row with weight 0")
+        return np.ascontiguousarray(weights, dtype=self.dtype)
+
+    def _batch_hook(self, hooks: list[Callback]) -> Callable[[int, float], bool] | None:
+        """The per-batch call for run_epoch: the callbacks that override on_batch_end, or
+        None when none does (the epoch then stays in compiled code)."""
+        per_batch = [h for h in hooks if type(h).on_batch_end is not Callback.on_batch_end]
+        if not per_batch:
+            return None
+
+        def on_batch(batch: int, loss: float) -> bool:
+            logs = {"loss": loss}
+            for hook in per_batch:
+                hook.on_batch_end(batch, logs)
+            return self._stop_requested()
+
+        return on_batch
 
     def _hold_out(
         self,
@@ -679,9 +737,52 @@ class Sequential:
         atomically; backprop.load(path) restores it (see backprop.serialization)."""
         write_model(path, self.get_config(), self.get_state())
 
+    def to_onnx(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        probabilities: bool = False,
+        opset: int = onnx_export.OPSET,
+    ) -> None:
+        """Write the network as an ONNX model (needs the onnx package): input "X" (batch,
+        n_features_in), output "Y", model.predict's values, or with probabilities=True
+        predict_proba's; the batch size is free. See backprop.onnx_export."""
+        onnx_export.export(self, path, probabilities=probabilities, opset=opset)
+
+    def to_torch(self) -> torch_interop.TorchSequential:
+        """An equivalent torch.nn.Sequential (needs PyTorch) with copies of the weights, in
+        the model's dtype and training mode; backprop.from_torch converts back. See
+        backprop.torch_interop."""
+        return torch_interop.to_torch(self)
+
+    def save_weights(self, path: str | os.PathLike[str]) -> None:
+        """Write only the weights, as a safetensors file with PyTorch's names and layout
+        (the state_dict of to_torch(): "0.weight" (out, in), "0.bias", ...), atomically.
+        See backprop.weights_file."""
+        weights_file.save_weights(self, path)
+
+    def load_weights(self, path: str | os.PathLike[str]) -> None:
+        """Set the weights from a safetensors file with PyTorch's names and layout (from
+        save_weights, or torch's state_dict of the equivalent nn.Sequential); every name,
+        shape, dtype and value is checked first, and nothing changes on error."""
+        weights_file.load_weights(self, path)
+
+    def summary(self, print_fn: Callable[[str], object] | None = None) -> None:
+        """Print a table of the layers (name and type, output shape, parameters), the total
+        and trainable parameter counts with their memory size, the dtype and the optimizer's
+        buffers (Keras's Model.summary). print_fn (default print) is called once with the
+        whole text: model.summary(print_fn=lines.append) collects it as a string."""
+        (print if print_fn is None else print_fn)(format_summary(self))
+
+    def count_params(self) -> int:
+        """The number of parameters (weights and biases of every Dense; Keras's
+        count_params)."""
+        return self.n_params
+
     def __repr__(self) -> str:
-        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
-        return f"Sequential([\n{inner},\n], dtype={self.dtype.name!r})"
+        """The constructor call, with each layer's output shape and parameters as comments
+        (str(model) is the same)."""
+        return format_repr(self)
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .optimizers import Optimizer
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Array = NDArray[Any]
 Logs = dict[str, float]
@@ -65,6 +68,12 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """After epoch `epoch` (0-based) is recorded in the History; logs is its record."""
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """After batch `batch` (0-based, within the epoch) and its update; logs holds its
+        "loss". Only callbacks that override this make fit() call back per batch, so the
+        compiled epoch runs uninterrupted otherwise. The model may be used from here (but
+        not recompiled); setting stop_training ends the epoch after this batch."""
 
 
 def as_callbacks(callbacks: Any, model: FitModel) -> list[Callback]:
@@ -148,9 +157,14 @@ class History:
             raise KeyError(f"History has no {key!r}; it holds {sorted(columns)}")
         return columns[key]
 
-    def plot(self, path: str | os.PathLike[str]) -> None:
-        """Draw loss (and val_loss) per epoch, and any metrics in a second panel, into
-        an image file (format from the suffix, e.g. .png). Needs matplotlib."""
+    def plot(
+        self, path: str | os.PathLike[str] | None = None, *, show_metrics: bool = True
+    ) -> Figure:
+        """Draw loss (and val_loss) per epoch, and, with show_metrics, any metrics in a
+        second panel. Returns the matplotlib Figure (a notebook displays it); with `path`,
+        also saves it there (format from the suffix, e.g. .png). The Figure is made without
+        pyplot, so no global state changes and no GUI backend is needed (plt.show() does
+        not know it; display(fig) or fig.savefig do). Needs matplotlib."""
         try:
             from matplotlib.figure import Figure
         except ImportError:
@@ -158,8 +172,7 @@ class History:
                 "History.plot needs matplotlib: pip install matplotlib "
                 "(or the extra: pip install 'backprop-core[plot]')"
             ) from None
-        metrics = self.metrics
-        # Figure without pyplot: no global state, no GUI backend needed.
+        metrics = self.metrics if show_metrics else {}
         fig = Figure(figsize=(6.4 * (1 + bool(metrics)), 4.0), layout="constrained")
         axes = fig.subplots(1, 1 + bool(metrics), squeeze=False)[0]
         epochs = np.arange(1, self.epochs + 1)
@@ -174,7 +187,9 @@ class History:
                 axes[1].plot(epochs[: len(column)], column, marker=".", label=key)
             axes[1].set(xlabel="epoch", title="metrics")
             axes[1].legend()
-        fig.savefig(path)
+        if path is not None:
+            fig.savefig(path)
+        return fig
 
     def __repr__(self) -> str:
         return f"History(epochs={self.epochs}, keys={list(self.as_dict())})"
@@ -251,13 +266,26 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (tqdm.auto's own test, without importing IPython)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # an IPython without get_ipython or config: not a kernel we know
+        return False
+
+
 class Progress:
     """What fit() prints per epoch.
 
-    verbose=0: nothing. verbose=1: a tqdm bar over the epochs when the stream is a terminal
-    and tqdm is installed, else one line per epoch. verbose=2: one line per epoch always.
-    An epoch is one compiled call, so the bar advances once per epoch.
-    stream: sys.stdout (looked up when fit() starts) unless given.
+    verbose=0: nothing. verbose=1: a tqdm bar over the epochs (tqdm.auto: a text bar in a
+    terminal, a widget in a Jupyter notebook) when tqdm is installed and the stream is a
+    terminal, or is sys.stdout in a Jupyter kernel; else one line per epoch. verbose=2: one
+    line per epoch always. An epoch is one compiled call, so the bar advances once per
+    epoch. stream: sys.stdout (looked up when fit() starts) unless given.
     """
 
     def __init__(
@@ -268,13 +296,15 @@ class Progress:
         self.n_samples = n_samples
         self.stream = sys.stdout if stream is None else stream
         self._bar: Any = None
-        if verbose == 1 and epochs > 0 and _isatty(self.stream):
+        notebook = stream is None and _in_jupyter()
+        if verbose == 1 and epochs > 0 and (notebook or _isatty(self.stream)):
             try:
-                from tqdm import tqdm
+                # tqdm.auto picks the notebook widget or the text bar, as tqdm itself does
+                import tqdm.auto
             except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self._bar = tqdm(total=epochs, unit="epoch", desc="fit", file=self.stream)
+                pass
+            else:
+                self._bar = tqdm.auto.tqdm(total=epochs, unit="epoch", desc="fit", file=self.stream)
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """epoch: 1-based number within this fit() call."""

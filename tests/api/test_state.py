@@ -269,6 +269,7 @@ LEVELS = {
     "layers": 1,
     "losses": 1,
     "serialization": 1,
+    "threads": 1,
     "training": 2,
     "summary": 2,
     "_atomic": 0,
