@@ -181,28 +181,24 @@ def _w1_to_w8(model: bp.Sequential) -> list[float]:
 
 def two_two_two() -> None:
     """Matt Mazur's step-by-step 2-2-2 sigmoid network, E = half the sum of squared errors."""
-    n_outputs = 2
-    # The article's error is E = 1/2 sum_k (target_k - out_k)^2 over the n outputs; our MSE is
-    # the mean, L = 1/n sum_k (target_k - out_k)^2, so E = (n/2) L and dE/dw = (n/2) dL/dw. Its
-    # step w - lr_article dE/dw is ours with lr = lr_article * n / 2.
-    lr = MAZUR_LR * n_outputs / 2
+    # the article's error, E = 1/2 sum_k (target_k - out_k)^2, is this convention of MSE, so
+    # its learning rate is used as it is
+    lr = MAZUR_LR
     model = bp.Sequential(
         [bp.Dense(2, 2), bp.Sigmoid(), bp.Dense(2, 2), bp.Sigmoid()], dtype="float64", seed=0
     )
     model.set_weights(_mazur_weights(MAZUR_W, MAZUR_B))
-    model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=lr))
+    model.compile(loss=bp.MSE("sum_outputs", half=True), optimizer=bp.SGD(lr=lr))
     x, y = MAZUR_X, MAZUR_Y
     print(
         'Matt Mazur, "A Step by Step Backpropagation Example" (2015): inputs 0.05, 0.10,\n'
         "targets 0.01, 0.99, weights w1..w8 = " + ", ".join(f"{w:.2f}" for w in MAZUR_W) + ",\n"
         f"biases b1 = {MAZUR_B[0]:.2f} (hidden), b2 = {MAZUR_B[1]:.2f} (outputs), sigmoid on "
         f"both layers, learning rate {MAZUR_LR}.\n"
-        "The article's error is half the SUM of squared errors, E = 1/2 sum_k (t_k - o_k)^2;\n"
-        "our MSE is their MEAN over the n outputs, L = 1/n sum_k (t_k - o_k)^2. So E = (n/2) L,\n"
-        "dE/dw = (n/2) dL/dw, and the article's step w - 0.5 dE/dw is ours with\n"
-        f"lr = 0.5 * n / 2 = {lr:g} (n = {n_outputs}: here E and L are the same number, and so\n"
-        "are the two learning rates). MSE(reduction='sum_outputs', half=True) is E itself and\n"
-        "takes the article's learning rate as it is, for any n.\n"
+        "The article's error is half the SUM of squared errors, E = 1/2 sum_k (t_k - o_k)^2:\n"
+        "MSE(reduction='sum_outputs', half=True), so its learning rate is taken as it is\n"
+        "(MSE() is the MEAN over the n outputs, L = 1/n sum_k (t_k - o_k)^2 = (2/n) E, and would\n"
+        "take lr = 0.5 * n / 2 for the same step).\n"
         "In the notation below, w^1_11 = w1, w^1_12 = w2, w^1_21 = w3, w^1_22 = w4,\n"
         "w^2_11 = w5, w^2_12 = w6, w^2_21 = w7, w^2_22 = w8.\n"
     )
@@ -211,7 +207,7 @@ def two_two_two() -> None:
     h = bp.Sequential([bp.Dense(2, 2), bp.Sigmoid()], dtype="float64", seed=0)
     h.set_weights(model.get_weights()[:2])  # the hidden layer on its own
     out_h, out_o = h.predict(x)[0], model.predict(x)[0]
-    error = model.evaluate(x, y) * n_outputs / 2
+    error = model.evaluate(x, y)
     print("Forward pass (the article's nine digits):")
     print(f"  out_h1 = {out_h[0]:.9f}   out_h2 = {out_h[1]:.9f}")
     print(f"  out_o1 = {out_o[0]:.9f}   out_o2 = {out_o[1]:.9f}")
@@ -229,7 +225,7 @@ def two_two_two() -> None:
         "(model.set_weights) to follow it."
     )
     model.set_weights(_mazur_weights(_w1_to_w8(model), MAZUR_B))
-    error = model.evaluate(x, y) * n_outputs / 2
+    error = model.evaluate(x, y)
     print(
         f"  total error after the first round: E = {error:.9f} (the article prints 0.291027924;\n"
         "  its own w1..w8, as it prints them, give 0.291027774 too)"
@@ -237,7 +233,7 @@ def two_two_two() -> None:
     for _ in range(9_999):
         model.train_step(x, y)
         model.set_weights(_mazur_weights(_w1_to_w8(model), MAZUR_B))
-    error = model.evaluate(x, y) * n_outputs / 2
+    error = model.evaluate(x, y)
     out_o = model.predict(x)[0]
     print(
         f"After 10,000 rounds: E = {error:.10f}, outputs {out_o[0]:.9f} and {out_o[1]:.9f}\n"

@@ -158,13 +158,13 @@ def test_two_two_two_first_update_gives_the_articles_weights(two_two_two_output:
     assert "w5 = 0.358916480" in out
 
 
-def test_two_two_two_states_the_learning_rate_scaling(two_two_two_output: str) -> None:
-    """E = 1/2 sum (t - o)^2 = (n/2) * MSE, so lr_ours = lr_article * n / 2; with n = 2 it is
-    0.5 again. Checked by hand: the article's step with the sum-based gradient equals a
-    step of our MSE's gradient with the scaled rate."""
+def test_two_two_two_uses_the_articles_error_and_learning_rate(two_two_two_output: str) -> None:
+    """E = 1/2 sum (t - o)^2 is MSE('sum_outputs', half=True), trained at the article's own
+    lr 0.5; the text says how MSE()'s mean relates (E = (n/2) * MSE). Checked by hand."""
     out = two_two_two_output
-    assert "lr = 0.5 * n / 2 = 0.5" in out
+    assert "MSE(reduction='sum_outputs', half=True)" in out
     assert "half the SUM of squared errors" in out and "MEAN over the n outputs" in out
+    assert "SGD lr = 0.5" in out
     (_, _, o1, o2), error = _mazur([0.15, 0.20, 0.25, 0.30, 0.40, 0.45, 0.50, 0.55])
     mse = ((0.01 - o1) ** 2 + (0.99 - o2) ** 2) / 2
     assert error == pytest.approx(mse * 2 / 2, rel=1e-15)
