@@ -451,3 +451,12 @@ def test_one_example_may_be_given_as_1d_x_and_a_scalar_target() -> None:
         x = rng.normal(size=2)
         one, batch = bp.explain(model, x, target), bp.explain(model, x[None, :], as_batch)
         assert one.to_dict() == batch.to_dict()
+
+
+def test_explain_takes_torch_tensors_with_requires_grad() -> None:
+    torch = pytest.importorskip("torch")
+    model = bp.Sequential([bp.Dense(2, 1), bp.Sigmoid()], dtype="float64", seed=0)
+    model.compile(bp.MSE())
+    x = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
+    e = bp.explain(model, x, torch.tensor(1.0))
+    assert str(e) == str(bp.explain(model, [0.5, -1.0], 1.0))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import as_features, as_targets, check_positive
+from .._validation import as_features, as_numpy, as_targets, check_positive
 from ..layers import Activation, Dense, Dropout
 from ..model import Sequential
 from .chain_rule import ACTIVATIONS, LOSSES, MAX_PATHS, Network, output_gradient
@@ -97,10 +97,10 @@ def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Expla
             f"{MAX_PARAMETERS} (one equation each). Explain a smaller network, or read the "
             "numbers from model.gradients(X, y)"
         )
-    X_in = np.asarray(x)
+    X_in = np.asarray(as_numpy(x, "explain: x"))
     if X_in.ndim == 1:  # one example: y is its target(s)
         X_in = X_in.reshape(1, -1)
-        y_in = np.asarray(y)
+        y_in = np.asarray(as_numpy(y, "explain: y"))
         y = y_in.reshape(1) if loss == "softmax_cross_entropy" else y_in.reshape(1, -1)
     if X_in.ndim == 2 and X_in.shape[0] > MAX_ROWS:
         raise ValueError(
