@@ -31,6 +31,7 @@ from ._losses import (
     huber_loss,
     mae_loss,
     mse_loss,
+    poisson_loss,
     softmax_cross_entropy_loss,
 )
 from ._optim import adam_update, sgd_update
@@ -59,6 +60,7 @@ __all__ = [
     "huber_loss",
     "mae_loss",
     "mse_loss",
+    "poisson_loss",
     "set_blas_threads",
     "sgd_update",
     "small_gemm_threshold",

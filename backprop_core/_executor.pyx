@@ -42,7 +42,7 @@ from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
 from ._blas cimport _axpy, _ensure_blas, _gemm
 from ._checks cimport _all_finite, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
-from ._losses cimport LOSS_SOFTMAX_CROSS_ENTROPY, _loss
+from ._losses cimport LOSS_POISSON, LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _adamw_update, _rmsprop_update, _sgd_update
 
 from ._activations import ACTIVATIONS
@@ -119,6 +119,8 @@ cdef struct Net:
     Py_ssize_t t              # optimizer steps taken (Adam bias correction)
     double rms_alpha          # RMSprop's smoothing constant
     bint centered             # RMSprop: centered variant
+    double l2                 # > 0: each batch's loss gains l2/2 sum ||W||^2 / (its weight)
+    double l2_step            # this step's l2 / (batch weight): dW gains l2_step W
     double clip_norm          # > 0: gradients scaled to this global L2 norm at most
     double clip_value         # > 0: gradients clamped to [-clip_value, clip_value]
     void* state1              # SGD velocity / Adam m / RMSprop square average
@@ -267,8 +269,9 @@ cdef void _update_folded(Net* net, floating* theta, Py_ssize_t n) noexcept nogil
         op = &net.ops[k]
         if op.kind != OP_DENSE:
             continue
-        if op.fused:
-            _weight_product(net, op, n, <floating>-net.lr, <floating>1, theta + op.w_off)
+        if op.fused:  # with the penalty: W := (1 - lr c) W - lr X.T dY
+            _weight_product(net, op, n, <floating>-net.lr,
+                            <floating>(1 - net.lr * net.l2_step), theta + op.w_off)
         else:
             _sgd_range(net, theta + op.w_off, dtheta + op.w_off, op.n_in * op.n_out)
         _sgd_range(net, theta + op.b_off, dtheta + op.b_off, op.n_out)
@@ -314,8 +317,7 @@ cdef double _gradient_bound(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
                 G = 2 * bound if 2 * bound > G else G
                 continue
         if op.fused:  # not proved finite: compute it, and update from it
-            op.fused = False
-            _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
+            _unfold_op(net, op, n, dtheta)
         found = _max_abs(dtheta + op.w_off, size)
         if not isfinite(found):
             return INFINITY
@@ -501,8 +503,20 @@ cdef void _unfold(Net* net, floating* dtheta, Py_ssize_t n) noexcept nogil:
     for k in range(net.first_param_op, net.n_ops):
         op = &net.ops[k]
         if op.kind == OP_DENSE and op.fused:
-            op.fused = False
-            _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
+            _unfold_op(net, op, n, dtheta)
+
+
+cdef void _unfold_op(Net* net, Op* op, Py_ssize_t n, floating* dtheta) noexcept nogil:
+    """Write a folded Dense's dW (X.T dY, plus the penalty's c W) after all; it is then
+    updated from dtheta like any other."""
+    cdef Py_ssize_t i
+    cdef floating c = <floating>net.l2_step
+    cdef const floating* theta = <const floating*>net.theta
+    op.fused = False
+    _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
+    if net.l2_step > 0:
+        for i in range(op.n_in * op.n_out):
+            dtheta[op.w_off + i] += c * theta[op.w_off + i]
 
 
 cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating* w,
@@ -515,7 +529,7 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
     """
     cdef floating* out
     cdef Py_ssize_t bad
-    cdef double G
+    cdef double G, wsum
     cdef bint train = net.training and mode >= MODE_GRAD
     cdef bint fuse = _folds(net, mode)
     _forward(net, X, n, train)
@@ -524,18 +538,57 @@ cdef Py_ssize_t _step(Net* net, const floating* X, const void* T, const floating
                 <floating*>net.grad[net.out_slot] if mode else NULL, n, net.n_out, loss)
     if mode == MODE_LOSS:
         return bad
+    net.l2_step = 0
+    if net.l2 > 0 and bad < 0:
+        wsum = _weight(w, n)
+        net.l2_step = net.l2 / wsum if wsum > 0 else 0
+        loss[0] += 0.5 * net.l2_step * _sum_squares(net, <floating*>net.theta)
     if bad >= 0 or (mode == MODE_UPDATE and not isfinite(loss[0])):
         return bad if bad >= 0 else STEP_NONFINITE
     _backward(net, <floating*>net.theta, n, train, fuse)
+    if net.l2_step > 0:
+        _add_penalty(net, <floating*>net.theta, <floating*>net.dtheta)
     if mode == MODE_UPDATE:
         G = _gradient_bound(net, <floating*>net.dtheta, n)
         if not isfinite(G):
             return STEP_NONFINITE
+        if net.l2_step > 0:  # bound-proved and folded layers: X.T dY plus c W
+            if net.w_max < 0:
+                _scan_bounds(net, <floating*>net.theta)
+            G = (G + net.l2_step * net.w_max) * SLACK
         if net.clip_norm > 0 or net.clip_value > 0:
             G = _clip(net, <floating*>net.dtheta, G)
         if not _update_checked(net, <floating*>net.theta, G, n, fuse):
             return STEP_OVERFLOW
     return -1
+
+
+cdef double _sum_squares(Net* net, floating* theta) noexcept nogil:
+    """sum ||W||^2 over the Dense weights (not the biases), in double."""
+    cdef Op* op
+    cdef int k
+    cdef Py_ssize_t i
+    cdef double total = 0
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE:
+            for i in range(op.n_in * op.n_out):
+                total += <double>theta[op.w_off + i] * <double>theta[op.w_off + i]
+    return total
+
+
+cdef void _add_penalty(Net* net, floating* theta, floating* dtheta) noexcept nogil:
+    """dW += l2_step W for every Dense whose dW the backward pass wrote (a folded one takes
+    the penalty in its update's product instead)."""
+    cdef Op* op
+    cdef int k
+    cdef Py_ssize_t i
+    cdef floating c = <floating>net.l2_step
+    for k in range(net.first_param_op, net.n_ops):
+        op = &net.ops[k]
+        if op.kind == OP_DENSE and not op.fused:
+            for i in range(op.n_in * op.n_out):
+                dtheta[op.w_off + i] += c * theta[op.w_off + i]
 
 
 cdef inline double _weight(const floating* w, Py_ssize_t n) noexcept nogil:
@@ -988,6 +1041,15 @@ cdef class Executor:
                                                                        centered)
         self.net.t = 0
         self.net.w_max = -1
+
+    def set_l2(self, double alpha=0.0):
+        """scikit-learn's alpha: each batch's loss gains alpha/2 sum ||W||^2 / (the batch's
+        weight: its rows, or its sample weights' sum), Dense weights only, not biases; its
+        gradient alpha W / (batch weight) joins dW. 0 turns it off."""
+        if not (alpha >= 0 and alpha < INFINITY):
+            raise ValueError(f"alpha must be finite and >= 0, got {alpha}")
+        self._check_configurable("the penalty")
+        self.net.l2 = alpha
 
     def set_clip(self, double norm=0.0, double value=0.0):
         """Clip every step's gradients before the update: to global L2 norm `norm` (as
@@ -1442,5 +1504,7 @@ cdef object _invalid_target(int loss_kind, Py_ssize_t row, Py_ssize_t n_out, T):
     """The error for the first invalid target, found by a loss kernel at dataset row `row`."""
     if loss_kind == LOSS_SOFTMAX_CROSS_ENTROPY:
         return ValueError(f"y[{row}] = {T[row]} is not a class index in [0, {n_out})")
+    if loss_kind == LOSS_POISSON:
+        return ValueError(f"y row {row} holds a negative target (Poisson): {T[row]!r}")
     return ValueError(f"y row {row} holds a target outside [0, 1] (binary cross-entropy): "
                       f"{T[row]!r}")

@@ -31,3 +31,10 @@ def softmax_cross_entropy_loss(
 def binary_cross_entropy_loss(
     Z: NDArray[F], T: NDArray[F], G: NDArray[F] | None = None, w: NDArray[F] | None = None
 ) -> float: ...
+def poisson_loss(
+    Z: NDArray[F],
+    T: NDArray[F],
+    G: NDArray[F] | None = None,
+    w: NDArray[F] | None = None,
+    scale: float = 1.0,
+) -> float: ...

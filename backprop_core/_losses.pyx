@@ -30,6 +30,7 @@ LOSSES = {
     "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY,
     "mae": LOSS_MAE,
     "huber": LOSS_HUBER,
+    "poisson": LOSS_POISSON,
 }
 
 
@@ -55,6 +56,8 @@ cdef Py_ssize_t _elementwise(int kind, double delta, const floating* Y, const fl
     huber:  l = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)
                                                     l' = clip(d, -delta, delta)
     bce:    l = max(z, 0) - z t + log1p(exp(-|z|))  l' = sigmoid(z) - t   (from logits z)
+    poisson: l = c (exp(z) - t z + t log t - t)     l' = c (exp(z) - t)   (log-link z, t >= 0;
+            half the Poisson deviance, scikit-learn's poisson_loss; c = param as for mse)
     G := w_i l' / (m sum w); one exp per logit for bce: e = exp(-|z|) gives log1p(e) and
     sigmoid(z) = 1/(1+e) or e/(1+e).
     """
@@ -90,6 +93,16 @@ cdef Py_ssize_t _elementwise(int kind, double delta, const floating* Y, const fl
                 row += 0.5 * d * d if a <= delta else delta * (a - 0.5 * delta)
                 if g != NULL:
                     g[j] = <floating>(scale * (d if a <= delta else (delta if d > 0 else -delta)))
+        elif kind == LOSS_POISSON:
+            for j in range(m):
+                t = tt[j]
+                if not (t >= 0):
+                    return i
+                e = exp(<double>y[j])
+                row += e - t * y[j] + (t * log(t) if t > 0 else 0) - t
+                if g != NULL:
+                    g[j] = <floating>(delta * scale * (e - t))
+            row *= delta
         else:
             for j in range(m):
                 t = tt[j]
@@ -270,6 +283,19 @@ def mse_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not Non
     if not (scale > 0 and scale < INFINITY):
         raise ValueError(f"mse_loss: scale must be finite and > 0, got {scale}")
     return _with_targets("mse_loss", LOSS_MSE, scale, Y, T, w, G)
+
+
+def poisson_loss(const floating[:, ::1] Z not None, const floating[:, ::1] T not None,
+                 floating[:, ::1] G=None, const floating[::1] w=None, double scale=1.0):
+    """scale times the weighted mean of mean_j (exp(Z) - T Z + T log T - T): half the Poisson
+    deviance of the means exp(Z) (log link, T >= 0); writes G := dL/dZ unless G is None.
+    scale = m sums over the outputs (scikit-learn's poisson_loss).
+
+    Z, T, G:(n, m) w:(n,) row weights (None: all 1)
+    """
+    if not (scale > 0 and scale < INFINITY):
+        raise ValueError(f"poisson_loss: scale must be finite and > 0, got {scale}")
+    return _with_targets("poisson_loss", LOSS_POISSON, scale, Z, T, w, G)
 
 
 def mae_loss(const floating[:, ::1] Y not None, const floating[:, ::1] T not None,

@@ -34,7 +34,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, SoftmaxCrossEntropy
+from .losses import MAE, MSE, BinaryCrossEntropy, Huber, Loss, Poisson, SoftmaxCrossEntropy
 from .model import Sequential, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .serialization import ModelFileError
@@ -68,6 +68,7 @@ __all__ = [
     "ModelCheckpoint",
     "ModelFileError",
     "Optimizer",
+    "Poisson",
     "RMSprop",
     "ReLU",
     "ReduceLROnPlateau",

@@ -265,8 +265,8 @@ def as_targets(
     """y in the form the loss kernel reads.
 
     softmax_cross_entropy: (n_samples,) int64 class labels in [0, n_outputs).
-    mse, binary_cross_entropy: (n_samples, n_outputs) of `dtype`; (n_samples,) is accepted
-    when n_outputs == 1. Binary targets must lie in [0, 1].
+    the others: (n_samples, n_outputs) of `dtype`; (n_samples,) is accepted when
+    n_outputs == 1. Binary targets must lie in [0, 1], Poisson targets be >= 0.
     With check_range=False the label / [0, 1] range checks are left to the kernel, which
     rejects a bad batch before it changes anything.
     """
@@ -302,6 +302,11 @@ def as_targets(
                 f"{where}: binary cross-entropy targets must lie in [0, 1]; y row {bad[0]} "
                 f"is {y[bad[0]]!r}"
             )
+    if check_range and loss_name == "poisson" and y.min() < 0:
+        bad = np.flatnonzero((y < 0).any(axis=1))
+        raise ValueError(
+            f"{where}: Poisson targets must be >= 0; y row {bad[0]} is {y[bad[0]]!r}"
+        )
     return y  # type: ignore[no-any-return]
 
 

@@ -159,7 +159,42 @@ class Huber(Loss):
         return f"Huber(delta={self.delta})"
 
 
+class Poisson(Loss):
+    """Half the Poisson deviance of counts or rates y >= 0 against the means exp(z) of the
+    network's outputs z (a log link, as scikit-learn's MLPRegressor(loss="poisson")):
+    exp(z) - y z + y log y - y per element; reduction="mean" (default) averages over all
+    elements, "sum_outputs" sums each row's outputs and averages over rows (scikit-learn's
+    poisson_loss). predict gives z; predict_proba gives the means exp(z)."""
+
+    name = "poisson"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in MSE.REDUCTIONS:
+            raise ValueError(
+                f"Poisson: reduction must be one of {list(MSE.REDUCTIONS)}, got {reduction!r}"
+            )
+        self.reduction = reduction
+
+    def core_param(self, n_outputs: int) -> float:
+        return n_outputs if self.reduction == "sum_outputs" else 1
+
+    def link(self, outputs: Array) -> Array:
+        """The predicted means exp(z)."""
+        with np.errstate(over="ignore"):
+            return np.exp(outputs)
+
+    def _kernel(self, Y: Array, T: Array, G: Array | None) -> float:
+        return float(core.poisson_loss(Y, T, G, scale=self.core_param(Y.shape[1])))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        return "Poisson()" if self.reduction == "mean" else f"Poisson({self.reduction!r})"
+
+
 #: loss class name -> class: what a config may name (get_config / Sequential.from_config)
 LOSSES: dict[str, type[Loss]] = {
-    cls.__name__: cls for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy)
+    cls.__name__: cls
+    for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy, Poisson)
 }

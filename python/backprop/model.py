@@ -103,6 +103,8 @@ class Sequential:
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
         self.metrics: tuple[str, ...] = ()
+        #: scikit-learn's alpha (see compile)
+        self.l2 = 0.0
         #: the History of the last fit() call, also when it was interrupted
         self.history: History | None = None
         #: a callback sets this to True to end fit() after the current epoch
@@ -115,10 +117,18 @@ class Sequential:
         loss: Loss,
         optimizer: Optimizer | None = None,
         metrics: Sequence[str] | None = None,
+        *,
+        l2: float = 0.0,
     ) -> Sequential:
         """Choose the loss, the optimizer (fresh optimizer state) and the metrics that
         evaluate(return_dict=True) and fit's validation report: "accuracy" for the
-        cross-entropy losses, "r2" and "mae" for regression. Returns self."""
+        cross-entropy losses, "r2" and "mae" for regression. Returns self.
+
+        l2: scikit-learn's alpha, a penalty in the training objective: each batch's loss
+        (train_step, fit, gradients, loss_and_gradient) gains l2/2 * sum ||W||^2 / (the
+        batch's weight: its row count, or its sample weights' sum), over the Dense weights
+        only (not the biases); evaluate reports the data loss alone. The optimizers'
+        weight_decay is torch's instead (added to every parameter's gradient)."""
         if not isinstance(loss, Loss):
             raise TypeError(f"compile: loss must be a Loss (MSE(), ...), got {loss!r}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -136,10 +146,12 @@ class Sequential:
                 f"final {last!r} layer (predict_proba gives the probabilities)"
             )
         metric_names = check_metrics(metrics, loss.name)
+        l2 = check_range(l2, "compile: l2", 0.0, math.inf)
         self._executor.set_loss(loss.name, loss.core_param(self.n_outputs))
+        self._executor.set_l2(l2)
         if optimizer is not None:
             optimizer._attach(self._executor)
-        self.loss, self.optimizer, self.metrics = loss, optimizer, metric_names
+        self.loss, self.optimizer, self.metrics, self.l2 = loss, optimizer, metric_names, l2
         return self
 
     def train(self) -> Sequential:
@@ -254,7 +266,10 @@ class Sequential:
         """Loss and metrics of validated (X, y, w), keys prefixed (e.g. "val_")."""
         scores = {"loss": float(self._executor.evaluate(X, y, sample_weight=w))}
         if self.metrics and self.loss is not None:
-            scores |= compute_metrics(self.metrics, self.predict(X), y, self.loss.name, w)
+            outputs = self.predict(X)
+            if self.loss.name == "poisson":  # the metrics are of the means, exp(z)
+                outputs = self.loss.link(outputs)
+            scores |= compute_metrics(self.metrics, outputs, y, self.loss.name, w)
         return {prefix + k: v for k, v in scores.items()}
 
     def predict(self, X: Any) -> Array:
@@ -589,6 +604,7 @@ class Sequential:
                        enumerate(self.layers)],
             "loss": None if self.loss is None else spec_of(self.loss, LOSSES, "the loss"),
             "metrics": list(self.metrics),
+            "l2": self.l2,
             "optimizer": (
                 None if self.optimizer is None
                 else spec_of(self.optimizer, OPTIMIZERS, "the optimizer")
@@ -614,7 +630,7 @@ class Sequential:
             optimizer = from_spec(config["optimizer"], OPTIMIZERS, "from_config: optimizer")
         if config["loss"] is not None:
             loss = from_spec(config["loss"], LOSSES, "from_config: loss")
-            model.compile(loss, optimizer, metrics=config["metrics"])
+            model.compile(loss, optimizer, metrics=config["metrics"], l2=config.get("l2", 0.0))
         elif optimizer is not None:
             raise ValueError("from_config: an optimizer needs a loss")
         return model
@@ -729,7 +745,7 @@ class Sequential:
         )
         model.set_weights(self.get_weights())
         if self.loss is not None:
-            model.compile(self.loss, metrics=self.metrics)
+            model.compile(self.loss, metrics=self.metrics, l2=self.l2)
         return model
 
     def save(self, path: str | os.PathLike[str]) -> None:

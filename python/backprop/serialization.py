@@ -283,6 +283,7 @@ def _split(described: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(described, dict):
         raise ValueError(f"config must be a JSON object, got {type(described).__name__}")
     config = {k: described[k] for k in ("dtype", "seed", "layers", "loss", "metrics")}
+    config["l2"] = described.get("l2", 0.0)  # format 1 files before the penalty: none
     extra = {k: described[k] for k in ("training", "rng", "dropout_rng")}
     extra |= {"steps": None, "buffers": None}
     opt = described["optimizer"]
