@@ -304,9 +304,7 @@ def as_targets(
             )
     if check_range and loss_name == "poisson" and y.min() < 0:
         bad = np.flatnonzero((y < 0).any(axis=1))
-        raise ValueError(
-            f"{where}: Poisson targets must be >= 0; y row {bad[0]} is {y[bad[0]]!r}"
-        )
+        raise ValueError(f"{where}: Poisson targets must be >= 0; y row {bad[0]} is {y[bad[0]]!r}")
     return y  # type: ignore[no-any-return]
 
 

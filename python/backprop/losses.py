@@ -195,6 +195,5 @@ class Poisson(Loss):
 
 #: loss class name -> class: what a config may name (get_config / Sequential.from_config)
 LOSSES: dict[str, type[Loss]] = {
-    cls.__name__: cls
-    for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy, Poisson)
+    cls.__name__: cls for cls in (MSE, MAE, Huber, SoftmaxCrossEntropy, BinaryCrossEntropy, Poisson)
 }
