@@ -81,6 +81,7 @@ class Executor:
         sample_weight: NDArray[Any] | None = None,
         on_batch: Callable[[int, float], object] | None = None,
     ) -> float: ...
+    def apply_gradient(self, grad: NDArray[Any]) -> None: ...
     def evaluate(
         self,
         X: NDArray[Any],

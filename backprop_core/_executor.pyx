@@ -591,6 +591,20 @@ cdef void _add_penalty(Net* net, floating* theta, floating* dtheta) noexcept nog
                 dtheta[op.w_off + i] += c * theta[op.w_off + i]
 
 
+cdef Py_ssize_t _apply(Net* net, floating* theta) noexcept nogil:
+    """The optimizer step from the gradients already in dtheta (none folded), clipped and
+    checked as a training step's: -1, STEP_NONFINITE or STEP_OVERFLOW."""
+    cdef double G = _max_abs(<floating*>net.dtheta, net.n_params)
+    if not isfinite(G):
+        return STEP_NONFINITE
+    net.l2_step = 0  # the caller's gradient holds whatever penalty it wants
+    if net.clip_norm > 0 or net.clip_value > 0:
+        G = _clip(net, <floating*>net.dtheta, G)
+    if not _update_checked(net, theta, G, 0, False):
+        return STEP_OVERFLOW
+    return -1
+
+
 cdef inline double _weight(const floating* w, Py_ssize_t n) noexcept nogil:
     """Total weight of n rows (n when unweighted)."""
     cdef Py_ssize_t i
@@ -711,6 +725,7 @@ cdef enum CallKind:
     CALL_EPOCH = 1
     CALL_EVALUATE = 2
     CALL_PREDICT = 3
+    CALL_APPLY = 4
 
 
 cdef struct Call:
@@ -746,6 +761,8 @@ cdef Py_ssize_t _call(Net* net, Call* c, floating* theta) noexcept nogil:
     if c.kind == CALL_EVALUATE:
         return _evaluate(net, <const floating*>c.x, <const char*>c.t, c.t_row,
                          <const floating*>c.w, c.n, c.rows, &c.loss)
+    if c.kind == CALL_APPLY:
+        return _apply(net, theta)
     _predict(net, <const floating*>c.x, c.n, c.rows, <floating*>c.out)
     return -1
 
@@ -1352,6 +1369,34 @@ cdef class Executor:
                 f"{what}: in the batch starting at row {c.at} of the epoch "
                 f"({c.at // batch_size} batches done); no update was made for it")
         return c.loss
+
+    def apply_gradient(self, grad):
+        """One optimizer step from the flat gradient grad:(n_params,) of the dtype (e.g. the
+        sum over data-parallel ranks), clipped and checked like a training step's: a
+        non-finite gradient, or an update that would overflow, raises FloatingPointError and
+        changes nothing."""
+        cdef Py_buffer bg
+        cdef Call c
+        cdef Py_ssize_t bad
+        memset(&c, 0, sizeof(Call))
+        memset(&bg, 0, sizeof(Py_buffer))
+        self._enter(MODE_UPDATE, 1)
+        try:
+            _acquire(&bg, grad, "grad", self._fmt, self._itemsize, self.net.n_params, False)
+            if np.shares_memory(grad, self.theta):
+                raise ValueError("grad must not share memory with the parameters")
+            self.dtheta[...] = grad
+            c.kind = CALL_APPLY
+            with nogil:
+                bad = _run(&self.net, &c, self._itemsize == 4)
+        finally:
+            self._busy = False
+            PyBuffer_Release(&bg)
+        if bad == STEP_NONFINITE:
+            raise FloatingPointError("the gradient is not finite; no update was made (the "
+                                     "parameters are unchanged)")
+        if bad == STEP_OVERFLOW:
+            raise FloatingPointError(_OVERFLOW)
 
     def evaluate(self, X, T, Py_ssize_t chunk=1024, sample_weight=None):
         """(Weighted) mean loss over X:(N, n_in) against T (row weights sample_weight:(N,) or

@@ -227,6 +227,24 @@ class Sequential:
         check_result(grad.reshape(1, -1), "a gradient", where, self.dtype)
         return loss, grad
 
+    def apply_gradient(self, grad: Any) -> None:
+        """One optimizer step from a flat gradient laid out as loss_and_gradient returns it
+        (n_params,), for gradients computed elsewhere (e.g. summed over data-parallel ranks):
+        clipped, checked and applied exactly as a train_step applies its own; a non-finite
+        gradient or an overflowing update raises FloatingPointError and changes nothing."""
+        if self.optimizer is None:
+            raise RuntimeError(
+                "apply_gradient: the model has no optimizer; call model.compile(loss=..., "
+                "optimizer=...)"
+            )
+        g = np.asarray(grad)
+        if g.shape != (self.n_params,) or g.dtype.kind != "f":
+            raise ValueError(
+                f"apply_gradient: grad must be a float array of shape ({self.n_params},), "
+                f"got {g.dtype} {g.shape}"
+            )
+        self._executor.apply_gradient(np.ascontiguousarray(g, dtype=self.dtype))
+
     def _offsets(self) -> list[tuple[int, int]]:
         """(offset of W, offset of b) in the flat parameters, per Dense."""
         out, offset = [], 0
