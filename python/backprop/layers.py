@@ -1,8 +1,9 @@
 """Layers: descriptions that a Sequential compiles into the core's ops.
 
 A Dense layer's parameters are created by the Sequential that holds it (which owns the dtype
-and the seed); its W and b are then writable views into the model's flat parameter array,
-the very memory the compiled training step reads and updates.
+and the seed); its W and b are then read-only views into the model's flat parameter array,
+the very memory the compiled training step reads and updates (the model writes them:
+set_weights, set_state).
 """
 
 from __future__ import annotations

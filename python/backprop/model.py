@@ -54,7 +54,8 @@ class Sequential:
     dtype: "float32" (default, fast) or "float64". Inputs of another dtype are converted.
     seed: initialises the weights and, unless fit() gets its own seed, the shuffling and
     the dropout masks.
-    All parameters live in one flat array; each Dense's W, b, dW, db are views into it.
+    All parameters live in one flat array; each Dense's W and b are read-only views into it
+    (set_weights and set_state write it).
     """
 
     def __init__(
