@@ -174,7 +174,9 @@ def _convert(a: NDArray[Any], name: str, dtype: np.dtype[Any], where: str) -> ND
     """a as a C-contiguous array of `dtype`, under the module's dtype policy."""
     _check_exact_ints(a, name, dtype, where)
     with np.errstate(over="ignore"):  # an overflow to inf is reported by check_finite
-        return np.ascontiguousarray(a, dtype=dtype)
+        # aligned too: the kernels read whole items (a buffer rebuilt by pickle or shared
+        # memory may start at an odd address)
+        return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def check_finite(a: NDArray[Any], name: str, source: NDArray[Any] | None = None) -> None:
@@ -213,7 +215,13 @@ def as_features(
     first_layer names what fixes n_features, for the error message.
     """
     source = None
-    if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous):
+    if not (
+        type(X) is np.ndarray
+        and X.dtype == dtype
+        and X.ndim == 2
+        and X.flags.c_contiguous
+        and X.flags.aligned
+    ):
         X = source = _as_array(X, f"{where}: X")
         if X.ndim != 2:
             hint = "; use X.reshape(1, -1) for a single sample" if X.ndim == 1 else ""
@@ -277,6 +285,7 @@ def as_targets(
         and y.dtype == dtype
         and y.ndim == 2
         and y.flags.c_contiguous
+        and y.flags.aligned
         and y.shape[1] == n_outputs
     ):
         y = source = _as_array(y, f"{where}: y")
@@ -316,7 +325,13 @@ def _check_rows(y: NDArray[Any], n_samples: int, where: str) -> None:
 def _as_labels(
     y: Any, n_samples: int, n_classes: int, where: str, check_range: bool
 ) -> NDArray[np.int64]:
-    if not (type(y) is np.ndarray and y.dtype == np.int64 and y.ndim == 1 and y.flags.c_contiguous):
+    if not (
+        type(y) is np.ndarray
+        and y.dtype == np.int64
+        and y.ndim == 1
+        and y.flags.c_contiguous
+        and y.flags.aligned
+    ):
         y = as_numpy(y, f"{where}: y")  # its own messages (pandas columns, iterators)
         try:
             y = _as_array(y, f"{where}: y")
@@ -343,7 +358,7 @@ def _as_labels(
         _check_rows(y, n_samples, where)
         # range first: a huge uint64 or float label would wrap when cast to int64
         _check_labels(y, n_classes, where)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+        y = np.require(y, dtype=np.int64, requirements=["C", "A"])
     else:
         _check_rows(y, n_samples, where)
         if check_range:
@@ -370,7 +385,13 @@ def as_sample_weight(
     positive sum; None stays None (every row weighs 1)."""
     if w is None:
         return None
-    if not (type(w) is np.ndarray and w.dtype == dtype and w.ndim == 1 and w.flags.c_contiguous):
+    if not (
+        type(w) is np.ndarray
+        and w.dtype == dtype
+        and w.ndim == 1
+        and w.flags.c_contiguous
+        and w.flags.aligned
+    ):
         w = _as_array(w, f"{where}: sample_weight")
         if w.ndim != 1:
             raise ValueError(

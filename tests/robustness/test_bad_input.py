@@ -810,3 +810,33 @@ def test_ragged_labels_are_refused_naming_y():
     X, _ = data()
     with pytest.raises(ValueError, match=r"train_step: y must be a rectangular array"):
         make().train_step(X, [[0], [1, 2], [0], [1], [2], [0]])
+
+
+@pytest.mark.parametrize("what", ["X", "y_values", "y_labels", "sample_weight"])
+def test_misaligned_arrays_are_copied_not_refused(what) -> None:
+    """Buffers rebuilt by pickle or shared memory (dask.distributed does this) may start at
+    an odd address: they are copied to aligned memory, giving the aligned array's result."""
+
+    def odd(a: np.ndarray) -> np.ndarray:
+        raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
+        out = raw.view(a.dtype).reshape(a.shape)
+        out[...] = a
+        assert not out.flags.aligned
+        return out
+
+    rng = np.random.default_rng(0)
+    X, w = rng.normal(size=(12, 5)), rng.uniform(0.5, 2.0, 12)
+    labels = what == "y_labels"
+    y = rng.integers(0, 2, 12) if labels else rng.normal(size=(12, 2))
+    args = {"X": X, "y": y, "w": w}
+    key = {"X": "X", "y_values": "y", "y_labels": "y", "sample_weight": "w"}[what]
+    odd_args = dict(args, **{key: odd(args[key])})
+    results = []
+    for a in (args, odd_args):
+        model = bp.Sequential([bp.Dense(5, 2)], dtype="float64", seed=0)
+        model.compile(bp.SoftmaxCrossEntropy() if labels else bp.MSE(), bp.SGD(lr=0.1))
+        history = model.fit(a["X"], a["y"], epochs=2, sample_weight=a["w"], seed=0)
+        results.append((history.loss, model.predict(a["X"]), model.evaluate(a["X"], a["y"])))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert results[0][2] == results[1][2]
