@@ -8,6 +8,7 @@ history = model.fit(X, y, epochs=10, batch_size=32)
 
 import os
 
+from . import distributed as distributed  # bp.distributed.DataParallel (mpi4py on use)
 from .callbacks import (
     CosineDecay,
     CSVLogger,
