@@ -29,6 +29,17 @@ cdef extern from *:
     static void bp_dl_release(void* lib) { (void)lib; }
     #else
     #include <dlfcn.h>
+    /* glibc 2.34 moved these into libc with new symbol versions; binding the old ones keeps
+       the wheel loadable on glibc 2.17 (manylinux2014), where they are in libdl.so.2 */
+    #if defined(__GLIBC__) && defined(__x86_64__)
+    __asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+    __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+    __asm__(".symver dlclose,dlclose@GLIBC_2.2.5");
+    #elif defined(__GLIBC__) && defined(__aarch64__)
+    __asm__(".symver dlopen,dlopen@GLIBC_2.17");
+    __asm__(".symver dlsym,dlsym@GLIBC_2.17");
+    __asm__(".symver dlclose,dlclose@GLIBC_2.17");
+    #endif
     static void* bp_dl_loaded(const char* path) { return dlopen(path, RTLD_NOW | RTLD_NOLOAD); }
     static void* bp_dl_symbol(void* lib, const char* name) { return dlsym(lib, name); }
     static void bp_dl_release(void* lib) { dlclose(lib); }

@@ -16,7 +16,17 @@
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
 #  if __has_attribute(target_clones)
-#    define BP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* BP_SIMD_ONLY_*: one clone alone, no load-time choice (setup.py's BACKPROP_SIMD, so that CI
+ * runs the kernel tests against each clone on one machine; never for wheels) */
+#    if defined(BP_SIMD_ONLY_AVX512F)
+#      define BP_CLONES __attribute__((target("avx512f")))
+#    elif defined(BP_SIMD_ONLY_AVX2)
+#      define BP_CLONES __attribute__((target("avx2")))
+#    elif defined(BP_SIMD_ONLY_DEFAULT)
+#      define BP_CLONES
+#    else
+#      define BP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#    endif
 #  endif
 #endif
 #ifndef BP_CLONES
