@@ -28,8 +28,6 @@ import contextlib
 import json
 import math
 import os
-import re
-import secrets
 import stat
 import zipfile
 from collections.abc import Callable
@@ -39,13 +37,14 @@ import numpy as np
 from numpy.lib import format as npy
 from numpy.typing import NDArray
 
+from ._atomic import write_file
+
 MAGIC = b"backprop-model"
 FORMAT_VERSION = 1
 #: largest JSON description read (a model of thousands of layers takes well under 1 MiB)
 MAX_CONFIG_BYTES = 16 << 20
 #: largest .npy header read (numpy writes ~128 bytes)
 MAX_HEADER_BYTES = 1 << 12
-_TMP = re.compile(r"^\.backprop-save\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
 #: member name -> (dtype, shape) of the arrays a config needs besides marker/version/config
 Expected = dict[str, tuple[np.dtype[Any], tuple[int, ...]]]
@@ -86,43 +85,6 @@ def _arrays(config: dict[str, Any], state: dict[str, Any]) -> dict[str, NDArray[
     return arrays
 
 
-def _target(path: str) -> str:
-    """The file a save to `path` replaces: through symbolic links to their final target
-    (the links stay links); refused when that exists and is not a regular file."""
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    try:
-        mode = os.stat(target).st_mode
-    except FileNotFoundError:
-        return target
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise IsADirectoryError(f"save: {path!r} is {kind}; give the path of a file")
-    return target
-
-
-def _remove_stale_temporaries(directory: str) -> None:
-    """Delete temporary files that saves killed mid-write left in `directory`: only those
-    whose writing process no longer exists (a live process's file is never touched)."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            match = _TMP.match(entry.name)
-            if match is None or int(match.group(1)) == os.getpid():
-                continue
-            if not _process_exists(int(match.group(1))):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError, ValueError):
-        return True  # exists but not ours, or cannot tell: leave its file alone
-    return True
-
-
 def write_model(
     path: str | os.PathLike[str], config: dict[str, Any], state: dict[str, Any]
 ) -> None:
@@ -135,33 +97,9 @@ def write_model(
     written through (it stays a link); an existing file keeps its permission bits; a path
     that is a directory, device or FIFO is refused.
     """
-    target = _target(os.fspath(path))
     arrays = _arrays(config, state)
-    directory = os.path.dirname(os.path.abspath(target))
-    _remove_stale_temporaries(directory)
-    tmp = os.path.join(directory, f".backprop-save.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask set the permissions, as for an ordinary file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # (numpy's stub types **kwds as if it could carry allow_pickle: bool)
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(f.fileno(), stat.S_IMODE(os.stat(target).st_mode))
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # make the rename itself durable; not possible on every platform (e.g. Windows)
-    with contextlib.suppress(OSError, AttributeError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    # (numpy's stub types **kwds as if it could carry allow_pickle: bool)
+    write_file(path, lambda f: np.savez(f, **arrays), "save")  # type: ignore[arg-type]
 
 
 # -- read ----------------------------------------------------------------------------------------
