@@ -27,7 +27,9 @@ try:
 except ImportError:  # pragma: no cover - only hit outside PEP 517 builds
     sys.exit("backprop-core needs Cython>=3.0 to build: pip install 'Cython>=3.0'")
 
-MODULES = ["_blas", "_checks", "_dense", "_activations", "_losses", "_optim", "_executor"]
+MODULES = [
+    "_blas", "_checks", "_dense", "_sparse", "_activations", "_losses", "_optim", "_executor"
+]
 
 DEBUG = os.environ.get("BACKPROP_CYTHON_DEBUG") == "1"
 TRACE = os.environ.get("BACKPROP_CYTHON_TRACE") == "1"

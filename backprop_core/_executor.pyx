@@ -29,7 +29,7 @@ from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, isfinite, pow, sqrt
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -42,6 +42,7 @@ from ._activations cimport ACT_IDENTITY, _act_backward, _act_forward
 from ._blas cimport _axpy, _ensure_blas, _gemm
 from ._checks cimport _all_finite, _max_abs
 from ._dense cimport _dense_backward, _dense_forward
+from ._sparse cimport Csr, _csr_forward, _csr_max_abs, _csr_scatter, bp_csr_valid
 from ._losses cimport LOSS_POISSON, LOSS_SOFTMAX_CROSS_ENTROPY, _loss
 from ._optim cimport _adam_update, _adamw_update, _rmsprop_update, _sgd_update
 
@@ -130,6 +131,8 @@ cdef struct Net:
     # _update_checked); w_max < 0: unknown, scan before relying on them
     double w_max, s1_max, s2_max, s3_max
     bint any_fusable          # some Dense is fusable (else plain SGD stays one pass)
+    bint sparse               # this call's X is the CSR batch x (the first op, a Dense, reads
+    Csr x                     # it; a folded update then writes only the rows of W it touches)
 
 
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
@@ -161,7 +164,10 @@ cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexce
     net.act[0] = <void*>X
     for k in range(net.n_ops):
         op = &net.ops[k]
-        if op.kind == OP_DENSE:
+        if op.kind == OP_DENSE and net.sparse and op.src == 0:
+            _csr_forward(&net.x, n, theta + op.w_off, theta + op.b_off,
+                         <floating*>net.act[op.dst], op.n_out)
+        elif op.kind == OP_DENSE:
             _dense_forward(<floating*>net.act[op.src], theta + op.w_off, theta + op.b_off,
                            <floating*>net.act[op.dst], n, op.n_in, op.n_out)
         elif op.kind == OP_DROPOUT:
@@ -186,7 +192,15 @@ cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train,
     cdef Py_ssize_t i
     for k in range(net.n_ops - 1, net.first_param_op - 1, -1):
         op = &net.ops[k]
-        if op.kind == OP_DENSE:
+        if op.kind == OP_DENSE and net.sparse and op.src == 0:
+            # a CSR input always folds when the step does: the update then moves only the
+            # rows of W the batch touches (need_dx is False: it is the first op)
+            op.fused = fuse
+            if not op.fused:
+                _weight_product(net, op, n, <floating>1, <floating>0, dtheta + op.w_off)
+            _dense_backward(<floating*>NULL, theta + op.w_off, <floating*>net.grad[op.dst],
+                            NULL, NULL, dtheta + op.b_off, n, op.n_in, op.n_out)
+        elif op.kind == OP_DENSE:
             op.fused = fuse and op.fusable
             _dense_backward(<floating*>net.act[op.src], theta + op.w_off,
                             <floating*>net.grad[op.dst],
@@ -245,7 +259,8 @@ cdef inline void _sgd_range(Net* net, floating* theta, floating* dtheta,
 
 cdef inline bint _folds(Net* net, int mode) noexcept nogil:
     """Whether an update step folds plain SGD into the weight-gradient products."""
-    return (mode == MODE_UPDATE and net.any_fusable and net.tiled and net.opt_kind == OPT_SGD
+    return (mode == MODE_UPDATE and (net.any_fusable or net.sparse) and net.tiled
+            and net.opt_kind == OPT_SGD
             and net.momentum == 0 and net.weight_decay == 0 and net.clip_norm == 0
             and net.clip_value == 0)
 
@@ -253,7 +268,18 @@ cdef inline bint _folds(Net* net, int mode) noexcept nogil:
 cdef inline void _weight_product(Net* net, Op* op, Py_ssize_t n, floating alpha,
                                  floating beta, floating* out) noexcept nogil:
     """out := alpha X.T @ dY + beta out for Dense op over the n rows in its slot buffers: its
-    weight gradient (alpha 1, beta 0) or, folded, its SGD update (alpha -lr, beta 1, out W)."""
+    weight gradient (alpha 1, beta 0) or, folded, its SGD update (alpha -lr, beta 1, out W).
+    From a CSR batch the product is a scatter into the rows of out the batch touches, after
+    out *= beta (skipped for beta 1: plain SGD then writes only those rows)."""
+    cdef Py_ssize_t i, size = op.n_in * op.n_out
+    if net.sparse and op.src == 0:
+        if beta == 0:
+            memset(out, 0, size * sizeof(floating))
+        elif beta != 1:
+            for i in range(size):
+                out[i] = out[i] * beta
+        _csr_scatter(&net.x, n, <floating*>net.grad[op.dst], alpha, out, op.n_out)
+        return
     _gemm(True, False, op.n_in, op.n_out, n, alpha, <floating*>net.act[op.src], op.n_in,
           <floating*>net.grad[op.dst], op.n_out, beta, out, op.n_out)
 
@@ -297,7 +323,9 @@ cdef double _gradient_bound(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
     cdef Op* op
     cdef int k
     cdef Py_ssize_t size
-    cdef double bound, found, G = 0
+    cdef double bound, found, x_max, G = 0
+    cdef int64_t terms
+    cdef bint sparse
     cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
     if not net.tiled:
         return _max_abs(dtheta, net.n_params)
@@ -310,9 +338,16 @@ cdef double _gradient_bound(Net* net, floating* dtheta, Py_ssize_t n) noexcept n
             return INFINITY
         G = found if found > G else G
         size = op.n_in * op.n_out
-        if n <= BOUND_ROWS and (op.fused or n * (op.n_in + op.n_out) < size):
-            bound = (_max_abs(<floating*>net.act[op.src], n * op.n_in)
-                     * _max_abs(<floating*>net.grad[op.dst], n * op.n_out) * <double>n)
+        # from a CSR batch an entry of dW sums one product per stored entry of the batch
+        # (a row may repeat a column), so the count of terms is entries, not rows
+        sparse = net.sparse and op.src == 0
+        terms = n
+        x_max = (_csr_max_abs(&net.x, n, floating is float, &terms) if sparse
+                 else 0)
+        if terms <= BOUND_ROWS and (op.fused or sparse or n * (op.n_in + op.n_out) < size):
+            if not sparse:
+                x_max = _max_abs(<floating*>net.act[op.src], n * op.n_in)
+            bound = x_max * _max_abs(<floating*>net.grad[op.dst], n * op.n_out) * <double>terms
             if bound < limit:  # also False for a NaN or infinite factor
                 G = 2 * bound if 2 * bound > G else G
                 continue
@@ -622,7 +657,8 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
                        Py_ssize_t* at, PyObject* hook, bint* busy) noexcept nogil:
     """One pass of mini-batch steps over X:(N, n_in) in the order perm (NULL: as stored).
 
-    Shuffled batches are gathered into xb/tb/wb; t_row is the byte size of one target row;
+    Shuffled batches are gathered into xb/tb/wb (a CSR X, net.x with X NULL, is read in
+    place through perm instead); t_row is the byte size of one target row;
     W:(N,) row weights or NULL. mean_loss := the weighted mean of the batch losses. hook
     (NULL: none) is called after each batch as hook(batch index, batch loss), with the GIL
     and the executor free (*busy cleared) so it may use the model; a true result ends the
@@ -636,19 +672,26 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
     cdef PyObject* result
     cdef int stop
     cdef const floating* w
+    cdef const floating* xs
+    cdef Csr x
+    cdef bint sparse
     start = 0
     while start < N:
         at[0] = start
         nb = batch if N - start > batch else N - start
         if perm == NULL:
             w = W + start if W != NULL else W  # (a NULL in a ternary drops const)
-            bad = _step(net, X + start * n_in, T + start * t_row, w, nb, MODE_UPDATE, &loss)
+            net.x.rows, net.x.first = NULL, start
+            xs = <const floating*>NULL if net.sparse else X + start * n_in
+            bad = _step(net, xs, T + start * t_row, w, nb, MODE_UPDATE, &loss)
             if bad >= 0:
                 return start + bad
         else:
+            net.x.rows = perm + start
             for r in range(nb):
                 src = perm[start + r]
-                memcpy(xb + r * n_in, X + src * n_in, n_in * sizeof(floating))
+                if not net.sparse:
+                    memcpy(xb + r * n_in, X + src * n_in, n_in * sizeof(floating))
                 memcpy(tb + r * t_row, T + src * t_row, t_row)
                 if W != NULL:
                     wb[r] = W[src]
@@ -664,6 +707,7 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
         start += nb
         work += nb * net.work
         if hook != NULL:
+            x, sparse = net.x, net.sparse  # calls from the hook set their own input
             with gil:
                 busy[0] = False
                 result = _call_hook(hook, "nd", index, loss)
@@ -671,6 +715,7 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
                 stop = -1 if result == NULL else _truth(result)
                 if result != NULL:
                     _decref(result)
+            net.x, net.sparse = x, sparse
             if stop != 0:
                 at[0] = start
                 mean_loss[0] = total / weight if weight > 0 else 0.0
@@ -693,11 +738,14 @@ cdef Py_ssize_t _evaluate(Net* net, const floating* X, const char* T, Py_ssize_t
     cdef Py_ssize_t nb, bad
     cdef double loss, wsum, total = 0, weight = 0
     cdef const floating* w
+    cdef const floating* xs
     cdef Py_ssize_t start = 0
     while start < N:
         nb = chunk if N - start > chunk else N - start
         w = W + start if W != NULL else W
-        bad = _step(net, X + start * net.n_in, T + start * t_row, w, nb, MODE_LOSS, &loss)
+        net.x.first = start
+        xs = <const floating*>NULL if net.sparse else X + start * net.n_in
+        bad = _step(net, xs, T + start * t_row, w, nb, MODE_LOSS, &loss)
         if bad >= 0:
             return start + bad
         wsum = _weight(w, nb)
@@ -714,7 +762,8 @@ cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
     cdef Py_ssize_t nb, start = 0
     while start < N:
         nb = chunk if N - start > chunk else N - start
-        _forward(net, X + start * net.n_in, nb, False)
+        net.x.first = start
+        _forward(net, <const floating*>NULL if net.sparse else X + start * net.n_in, nb, False)
         memcpy(out + start * net.n_out, net.act[net.out_slot],
                nb * net.n_out * sizeof(floating))
         start += nb
@@ -1211,9 +1260,40 @@ cdef class Executor:
         self._busy = True
         return 0
 
-    cdef void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except NULL:
-        """Pointer to X:(n, n_in) of the network's dtype."""
-        return _acquire(buf, X, "X", self._fmt, self._itemsize, _count(n, self.net.n_in), False)
+    cdef const void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except? NULL:
+        """Pointer to X:(n, n_in) of the network's dtype; or, for a CSR X, NULL with net.x
+        and net.sparse set (buf then holds three views: indptr, indices, data)."""
+        cdef const int64_t* indptr
+        cdef const int32_t* indices
+        cdef Py_ssize_t nnz
+        cdef bint ok
+        if not _is_csr(X):
+            return _acquire(buf, X, "X", self._fmt, self._itemsize, _count(n, self.net.n_in),
+                            False)
+        if self.net.ops[0].kind != OP_DENSE:
+            raise ValueError("sparse X needs a network whose first layer is Dense (it reads "
+                             "the CSR rows); densify X or put the Dense first")
+        if X.shape[1] != self.net.n_in:
+            raise ValueError(f"X: expected {self.net.n_in} columns, got {X.shape[1]}")
+        nnz = len(X.data)
+        indptr = <const int64_t*>_acquire(&buf[0], X.indptr, "X.indptr", b"lq",
+                                          sizeof(int64_t), n + 1, False)
+        indices = NULL
+        self.net.x.data = NULL
+        if nnz:  # (an empty buffer may have no address, which _acquire takes for a failure)
+            indices = <const int32_t*>_acquire(&buf[1], X.indices, "X.indices", b"il",
+                                               sizeof(int32_t), nnz, False)
+            self.net.x.data = _acquire(&buf[2], X.data, "X.data", self._fmt, self._itemsize,
+                                       nnz, False)
+        with nogil:
+            ok = bp_csr_valid(indptr, indices, n, nnz, self.net.n_in)
+        if not ok:
+            raise ValueError(f"X: not a CSR matrix of {self.net.n_in} columns (indptr must "
+                             f"rise from >= 0 to <= nnz; indices lie in [0, n_in))")
+        self.net.x.indptr, self.net.x.indices = indptr, indices
+        self.net.x.rows, self.net.x.first = NULL, 0
+        self.net.sparse = True
+        return NULL
 
     cdef const void* _weights(self, Py_buffer* buf, sample_weight, Py_ssize_t n) except? NULL:
         """Pointer to the row weights sample_weight:(n,) of the network's dtype, or NULL for
@@ -1248,30 +1328,31 @@ cdef class Executor:
         if not MODE_LOSS <= mode <= MODE_UPDATE:
             raise ValueError(f"mode must be MODE_LOSS, MODE_GRAD or MODE_UPDATE, got {mode}")
         cdef Py_ssize_t n, bad
-        cdef Py_buffer bx, bt, bw
+        cdef Py_buffer bx[3]
+        cdef Py_buffer bt, bw
         cdef Call c
         memset(&c, 0, sizeof(Call))
-        memset(&bx, 0, sizeof(Py_buffer))
+        memset(bx, 0, sizeof(bx))
         memset(&bt, 0, sizeof(Py_buffer))
         memset(&bw, 0, sizeof(Py_buffer))
         if exact:
             # the fast path keeps the buffers _exact took (taking them twice cost ~0.1 us)
-            if sample_weight is not None or not self._exact(X, T, &bx, &bt):
+            if sample_weight is not None or not self._exact(X, T, &bx[0], &bt):
                 return None
-            n = bx.shape[0]
+            n = bx[0].shape[0]
         else:
-            n = len(X)
+            n = _rows(X)
         try:
             self._enter(mode, n)
         except BaseException:
-            PyBuffer_Release(&bx)
+            PyBuffer_Release(&bx[0])
             PyBuffer_Release(&bt)
             raise
         try:
             if exact:
-                c.x, c.t = bx.buf, bt.buf
+                c.x, c.t = bx[0].buf, bt.buf
             else:
-                c.x = self._input(&bx, X, n)
+                c.x = self._input(bx, X, n)
                 c.t = self._targets(&bt, T, n, &c.t_row)
                 c.w = self._weights(&bw, sample_weight, n)
             if out is not None and (mode != MODE_GRAD or not isinstance(out, np.ndarray)
@@ -1286,8 +1367,8 @@ cdef class Executor:
             if out is not None and bad == -1:
                 out[...] = self.dtheta
         finally:
-            self._busy = False
-            PyBuffer_Release(&bx)
+            self._busy = self.net.sparse = False
+            _release(bx, 3)
             PyBuffer_Release(&bt)
             PyBuffer_Release(&bw)
         if bad >= 0:
@@ -1315,9 +1396,9 @@ cdef class Executor:
             raise TypeError(f"on_batch must be callable or None, got {on_batch!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        cdef Py_ssize_t N = len(X), bad
-        cdef Py_buffer views[7]  # X, T, perm, gathered X, gathered T, weights, gathered weights
-        cdef int i
+        cdef Py_ssize_t N = _rows(X), bad
+        # T, gathered X, gathered weights, perm, gathered T, weights, X (3 views if CSR)
+        cdef Py_buffer views[9]
         cdef Call c
         memset(&c, 0, sizeof(Call))
         memset(views, 0, sizeof(views))
@@ -1325,24 +1406,26 @@ cdef class Executor:
         try:
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
-            c.x = self._input(&views[0], X, N)
-            c.t = self._targets(&views[1], T, N, &c.t_row)
-            if self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in:
+            c.x = self._input(&views[6], X, N)
+            c.t = self._targets(&views[0], T, N, &c.t_row)
+            if not self.net.sparse and (  # (a CSR X is read in place through perm)
+                    self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in):
                 self._gather_x = np.empty(batch_size * self.net.n_in, dtype=self.dtype)
             if self._gather_t is None or len(self._gather_t) < batch_size * c.t_row:
                 self._gather_t = np.empty(batch_size * c.t_row, dtype=np.uint8)
-            c.gx = _acquire(&views[3], self._gather_x, "gather", self._fmt, self._itemsize,
-                            len(self._gather_x), True)
+            if not self.net.sparse:
+                c.gx = _acquire(&views[1], self._gather_x, "gather", self._fmt,
+                                self._itemsize, len(self._gather_x), True)
             c.gt = _acquire(&views[4], self._gather_t, "gather", b"B", 1, len(self._gather_t),
                             True)
             c.w = self._weights(&views[5], sample_weight, N)
             if c.w != NULL:
                 if self._gather_w is None or len(self._gather_w) < batch_size:
                     self._gather_w = np.empty(batch_size, dtype=self.dtype)
-                c.gw = _acquire(&views[6], self._gather_w, "gather", self._fmt, self._itemsize,
+                c.gw = _acquire(&views[2], self._gather_w, "gather", self._fmt, self._itemsize,
                                 len(self._gather_w), True)
             if perm is not None:
-                c.perm = <const int64_t*>_acquire(&views[2], perm, "perm", b"lq",
+                c.perm = <const int64_t*>_acquire(&views[3], perm, "perm", b"lq",
                                                   sizeof(int64_t), N, False)
                 if not _in_range(c.perm, N):
                     raise ValueError(f"perm must hold row indices in [0, {N})")
@@ -1356,9 +1439,8 @@ cdef class Executor:
             finally:
                 self._epochs -= 1
         finally:
-            self._busy = False
-            for i in range(7):
-                PyBuffer_Release(&views[i])
+            self._busy = self.net.sparse = False
+            _release(views, 9)
         if bad >= 0:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         if bad == STEP_INTERRUPTED:
@@ -1401,25 +1483,26 @@ cdef class Executor:
     def evaluate(self, X, T, Py_ssize_t chunk=1024, sample_weight=None):
         """(Weighted) mean loss over X:(N, n_in) against T (row weights sample_weight:(N,) or
         None), without gradients or dropout, `chunk` rows at a time."""
-        cdef Py_ssize_t N = len(X), bad
-        cdef Py_buffer bx, bt, bw
+        cdef Py_ssize_t N = _rows(X), bad
+        cdef Py_buffer bx[3]
+        cdef Py_buffer bt, bw
         cdef Call c
         memset(&c, 0, sizeof(Call))
-        memset(&bx, 0, sizeof(Py_buffer))
+        memset(bx, 0, sizeof(bx))
         memset(&bt, 0, sizeof(Py_buffer))
         memset(&bw, 0, sizeof(Py_buffer))
         self._enter(MODE_LOSS, N)
         try:
             c.rows = self._chunk(chunk, N)
-            c.x = self._input(&bx, X, N)
+            c.x = self._input(bx, X, N)
             c.t = self._targets(&bt, T, N, &c.t_row)
             c.w = self._weights(&bw, sample_weight, N)
             c.kind, c.n = CALL_EVALUATE, N
             with nogil:
                 bad = _run(&self.net, &c, self._itemsize == 4)
         finally:
-            self._busy = False
-            PyBuffer_Release(&bx)
+            self._busy = self.net.sparse = False
+            _release(bx, 3)
             PyBuffer_Release(&bt)
             PyBuffer_Release(&bw)
         if bad >= 0:
@@ -1428,24 +1511,25 @@ cdef class Executor:
 
     def predict(self, X, out, Py_ssize_t chunk=1024):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
-        cdef Py_ssize_t N = len(X)
-        cdef Py_buffer bx, bo
+        cdef Py_ssize_t N = _rows(X)
+        cdef Py_buffer bx[3]
+        cdef Py_buffer bo
         cdef Call c
         memset(&c, 0, sizeof(Call))
-        memset(&bx, 0, sizeof(Py_buffer))
+        memset(bx, 0, sizeof(bx))
         memset(&bo, 0, sizeof(Py_buffer))
         self._enter(MODE_PREDICT, N)
         try:
             c.rows = self._chunk(chunk, N)
-            c.x = self._input(&bx, X, N)
+            c.x = self._input(bx, X, N)
             c.out = _acquire(&bo, out, "out", self._fmt, self._itemsize,
                              _count(N, self.net.n_out), True)
             c.kind, c.n = CALL_PREDICT, N
             with nogil:
                 _run(&self.net, &c, self._itemsize == 4)
         finally:
-            self._busy = False
-            PyBuffer_Release(&bx)
+            self._busy = self.net.sparse = False
+            _release(bx, 3)
             PyBuffer_Release(&bo)
 
     cdef bint _exact(self, X, T, Py_buffer* bx, Py_buffer* bt) except -1:
@@ -1514,6 +1598,22 @@ cdef bint _view(Py_buffer* view, obj, const char* kinds, Py_ssize_t itemsize,
         return True
     PyBuffer_Release(view)
     return False
+
+
+cdef inline bint _is_csr(X):
+    """Whether X is a scipy.sparse CSR matrix or array (duck-typed: scipy is not imported)."""
+    return getattr(X, "format", None) == "csr"
+
+
+cdef Py_ssize_t _rows(X) except -1:
+    """Rows of X: len(X), or a sparse matrix's shape[0] (its len() is an error)."""
+    return X.shape[0] if _is_csr(X) else len(X)
+
+
+cdef void _release(Py_buffer* views, int count) noexcept:
+    cdef int i
+    for i in range(count):
+        PyBuffer_Release(&views[i])
 
 
 cdef Py_ssize_t _count(Py_ssize_t rows, Py_ssize_t width) except -1:

@@ -21,6 +21,9 @@ converted once or refused. The dtype policy (README, "Errors and guarantees"):
   here: they are recognised by the module their type comes from.
 - iterators, generators and other one-pass iterables (a DataLoader, a dict, a set):
   refused (TypeError) with what to pass instead.
+- scipy.sparse matrices and arrays of any format (X only): converted once to CSR rows
+  (_sparse.CsrRows) under the same value rules, never densified; NaN or infinity among the
+  stored values is refused naming its row and column.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from backprop_core import first_nonfinite_row
+
+from ._sparse import INDEX32_MAX, CsrRows, is_sparse
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -208,12 +213,26 @@ def check_result(a: NDArray[Any], what: str, where: str, dtype: np.dtype[Any]) -
 
 
 def as_features(
-    X: Any, dtype: np.dtype[Any], n_features: int, where: str, first_layer: str = "the model"
-) -> NDArray[Any]:
-    """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite and non-empty.
+    X: Any,
+    dtype: np.dtype[Any],
+    n_features: int,
+    where: str,
+    first_layer: str = "the model",
+    sparse: bool = False,
+) -> Any:
+    """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite and non-empty;
+    a scipy.sparse X as CsrRows of `dtype` when `sparse` (the first layer reads CSR rows),
+    else refused.
 
     first_layer names what fixes n_features, for the error message.
     """
+    if is_sparse(X):
+        if not sparse:
+            raise ValueError(
+                f"{where}: sparse X needs a model whose first layer is a Dense (it reads the "
+                f"CSR rows directly); pass X.toarray(), or put the Dense first"
+            )
+        return _as_csr_rows(X, dtype, n_features, where, first_layer)
     source = None
     if not (
         type(X) is np.ndarray
@@ -240,7 +259,48 @@ def as_features(
     if source is not None:
         X = _convert(X, "X", dtype, where)
     check_finite(X, f"{where}: X", source)
-    return X  # type: ignore[no-any-return]
+    return X
+
+
+def _as_csr_rows(
+    X: Any, dtype: np.dtype[Any], n_features: int, where: str, first_layer: str
+) -> CsrRows:
+    """A scipy.sparse X (any format) or CsrRows as CsrRows of `dtype`: shape (n_samples >= 1,
+    n_features), finite values; converted once (CsrRows of the dtype pass as they are)."""
+    if isinstance(X, CsrRows) and X.dtype == dtype and X.shape[1] == n_features:
+        return X
+    if len(X.shape) != 2:
+        raise ValueError(f"{where}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise ValueError(
+            f"{where}: X has {X.shape[1]} features, but {first_layer} expects {n_features}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(
+            f"{where}: X is empty (0 samples); expected at least one row, got shape {X.shape}"
+        )
+    if n_features > INDEX32_MAX:
+        raise ValueError(f"{where}: sparse X may have at most {INDEX32_MAX} columns, got "
+                         f"{n_features}")  # fmt: skip
+    csr = X.tocsr()  # a COO's duplicates are summed here, a CSR's own by the core
+    data = np.asarray(csr.data)
+    if data.dtype.kind == "c":
+        raise TypeError(f"{where}: X must be real, got complex dtype {data.dtype}")
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: X must hold numbers (float, integer or bool), got dtype "
+                        f"{data.dtype}")  # fmt: skip
+    indptr = np.require(csr.indptr, dtype=np.int64, requirements=["C", "A"])
+    values = _convert(data, "X.data", dtype, where)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        row = int(np.searchsorted(indptr, indptr[0] + k, side="right")) - 1
+        what = (f"a value beyond the range of {dtype}" if np.isfinite(data[k])
+                else "NaN or infinity")  # fmt: skip
+        raise ValueError(f"{where}: X holds {what} in row {row}, column {csr.indices[k]}: "
+                         f"{data[k]!r}")  # fmt: skip
+    indices = np.require(csr.indices, dtype=np.int32, requirements=["C", "A"])
+    return CsrRows(indptr, indices, values, n_features)
 
 
 def as_predictions(y_pred: Any, where: str) -> NDArray[Any]:

@@ -97,6 +97,7 @@ class Sequential:
                 width = layer.out_features
         self.n_features_in = dense[0][1].in_features
         self._first_layer = f"the first layer layers[{dense[0][0]}] {dense[0][1]!r}"
+        self._reads_sparse = dense[0][0] == 0  # a CSR X goes straight into a first Dense
         self.n_outputs = width
         self._executor = Executor(ops, self._theta, self._dtheta)
         self._dense = [layer for _, layer in dense]
@@ -293,7 +294,7 @@ class Sequential:
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
-        X = as_features(X, self.dtype, self.n_features_in, "predict", self._first_layer)
+        X = self._features(X, "predict")
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._executor.predict(X, out)
         check_result(out, "the network's output", "predict", self.dtype)
@@ -306,12 +307,19 @@ class Sequential:
             raise RuntimeError("predict_proba: compile the model with a loss first")
         return self.loss.link(self.predict(X))
 
+    def _features(self, X: Any, where: str) -> Any:
+        """X checked and converted for the core: an (n, n_features_in) array of the dtype, or
+        CSR rows (_sparse.CsrRows) for a scipy.sparse X."""
+        return as_features(
+            X, self.dtype, self.n_features_in, where, self._first_layer, self._reads_sparse
+        )
+
     def _batch(self, X: Any, y: Any, where: str, check_range: bool = True) -> tuple[Array, Array]:
         if self.loss is None:
             raise RuntimeError(
                 f"{where}: the model has no loss; call model.compile(loss=..., optimizer=...)"
             )
-        X = as_features(X, self.dtype, self.n_features_in, where, self._first_layer)
+        X = self._features(X, where)
         y = as_targets(
             y, self.loss.name, X.shape[0], self.n_outputs, self.dtype, where, check_range
         )
