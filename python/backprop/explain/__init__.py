@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._sparse import is_sparse
 from .._validation import as_features, as_numpy, as_targets, check_positive
 from ..layers import Activation, Dense, Dropout
 from ..model import Sequential
@@ -66,7 +67,8 @@ MAX_ROWS = 8
 def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Explanation:
     """Backpropagation for one example (or a small batch) written out step by step.
 
-    x: (n_features,) one example, or (n, n_features) a batch of n <= MAX_ROWS rows.
+    x: (n_features,) one example, or (n, n_features) a batch of n <= MAX_ROWS rows (a
+    scipy.sparse batch is shown as its dense rows).
     y: its target(s), as model.gradients takes them (a scalar for one example and one
     output; a class label for SoftmaxCrossEntropy).
     lr: when given, each parameter's plain gradient-descent update w - lr·dL/dw is shown.
@@ -97,16 +99,16 @@ def explain(model: Sequential, x: Any, y: Any, lr: float | None = None) -> Expla
             f"{MAX_PARAMETERS} (one equation each). Explain a smaller network, or read the "
             "numbers from model.gradients(X, y)"
         )
+    if is_sparse(x):  # a few rows of a small model (MAX_PARAMETERS): shown as dense rows
+        _check_rows(x.shape[0])
+        x = x.toarray()
     X_in = np.asarray(as_numpy(x, "explain: x"))
     if X_in.ndim == 1:  # one example: y is its target(s)
         X_in = X_in.reshape(1, -1)
         y_in = np.asarray(as_numpy(y, "explain: y"))
         y = y_in.reshape(1) if loss == "softmax_cross_entropy" else y_in.reshape(1, -1)
-    if X_in.ndim == 2 and X_in.shape[0] > MAX_ROWS:
-        raise ValueError(
-            f"explain: x has {X_in.shape[0]} rows; explain shows at most {MAX_ROWS} "
-            "(every factor of every row). Explain a few rows, or use model.gradients(X, y)"
-        )
+    if X_in.ndim == 2:
+        _check_rows(X_in.shape[0])
     # the user's model stays untouched; eval mode: dropout would make the step random
     m64 = model.clone("float64").eval()
     X, T = _batch(m64, loss, X_in, y)
@@ -168,6 +170,14 @@ def _structure(model: Sequential) -> list[tuple[Dense, str, float]]:
                 f"Dropout and the activations {', '.join(ACTIVATIONS)}"
             )
     return units
+
+
+def _check_rows(n: int) -> None:
+    if n > MAX_ROWS:
+        raise ValueError(
+            f"explain: x has {n} rows; explain shows at most {MAX_ROWS} (every factor of "
+            "every row). Explain a few rows, or use model.gradients(X, y)"
+        )
 
 
 def _batch(model: Sequential, loss: str, X: Any, y: Any) -> tuple[Array, Array]:
