@@ -879,6 +879,8 @@ cdef class Executor:
     cdef int _epochs           # run_epoch calls under way (a batch hook may nest calls)
     cdef unsigned long _owner  # the thread that claimed the executor (0: none)
     cdef int _claims           # its nested claims
+    cdef int _readers          # predict calls under way (each on its own buffers)
+    cdef list _pool            # idle _Slots for predict
 
     def __cinit__(self, list ops, theta, dtheta):
         self.net.ops = NULL
@@ -924,6 +926,7 @@ cdef class Executor:
         self.net.w_max = -1
         self._capacity = 0
         self._buffers = []
+        self._pool = []
 
     def __dealloc__(self):
         free(self.net.ops)
@@ -1171,9 +1174,18 @@ cdef class Executor:
                 if a is not None}
 
     cdef int _check_idle(self) except -1:
+        """Refuse a training or state call while another call runs (or another thread holds
+        a claim), predictions included."""
+        self._check_writer()
+        if self._readers:
+            raise RuntimeError(_IN_USE)
+        return 0
+
+    cdef int _check_writer(self) except -1:
+        """Refuse a call while a training or state call runs, or another thread holds a
+        claim (predictions may overlap each other)."""
         if self._busy or (self._owner != 0 and self._owner != PyThread_get_thread_ident()):
-            raise RuntimeError("this model is in use by another thread; a model runs one "
-                               "call at a time (give each thread its own model)")
+            raise RuntimeError(_IN_USE)
         return 0
 
     cdef int _check_configurable(self, str what) except -1:
@@ -1260,7 +1272,7 @@ cdef class Executor:
         self._busy = True
         return 0
 
-    cdef const void* _input(self, Py_buffer* buf, X, Py_ssize_t n) except? NULL:
+    cdef const void* _input(self, Net* net, Py_buffer* buf, X, Py_ssize_t n) except? NULL:
         """Pointer to X:(n, n_in) of the network's dtype; or, for a CSR X, NULL with net.x
         and net.sparse set (buf then holds three views: indptr, indices, data)."""
         cdef const int64_t* indptr
@@ -1279,20 +1291,20 @@ cdef class Executor:
         indptr = <const int64_t*>_acquire(&buf[0], X.indptr, "X.indptr", b"lq",
                                           sizeof(int64_t), n + 1, False)
         indices = NULL
-        self.net.x.data = NULL
+        net.x.data = NULL
         if nnz:  # (an empty buffer may have no address, which _acquire takes for a failure)
             indices = <const int32_t*>_acquire(&buf[1], X.indices, "X.indices", b"il",
                                                sizeof(int32_t), nnz, False)
-            self.net.x.data = _acquire(&buf[2], X.data, "X.data", self._fmt, self._itemsize,
-                                       nnz, False)
+            net.x.data = _acquire(&buf[2], X.data, "X.data", self._fmt, self._itemsize, nnz,
+                                  False)
         with nogil:
             ok = bp_csr_valid(indptr, indices, n, nnz, self.net.n_in)
         if not ok:
             raise ValueError(f"X: not a CSR matrix of {self.net.n_in} columns (indptr must "
                              f"rise from >= 0 to <= nnz; indices lie in [0, n_in))")
-        self.net.x.indptr, self.net.x.indices = indptr, indices
-        self.net.x.rows, self.net.x.first = NULL, 0
-        self.net.sparse = True
+        net.x.indptr, net.x.indices = indptr, indices
+        net.x.rows, net.x.first = NULL, 0
+        net.sparse = True
         return NULL
 
     cdef const void* _weights(self, Py_buffer* buf, sample_weight, Py_ssize_t n) except? NULL:
@@ -1352,7 +1364,7 @@ cdef class Executor:
             if exact:
                 c.x, c.t = bx[0].buf, bt.buf
             else:
-                c.x = self._input(bx, X, n)
+                c.x = self._input(&self.net, bx, X, n)
                 c.t = self._targets(&bt, T, n, &c.t_row)
                 c.w = self._weights(&bw, sample_weight, n)
             if out is not None and (mode != MODE_GRAD or not isinstance(out, np.ndarray)
@@ -1406,7 +1418,7 @@ cdef class Executor:
         try:
             batch_size = min(batch_size, N)
             self._reserve(batch_size)
-            c.x = self._input(&views[6], X, N)
+            c.x = self._input(&self.net, &views[6], X, N)
             c.t = self._targets(&views[0], T, N, &c.t_row)
             if not self.net.sparse and (  # (a CSR X is read in place through perm)
                     self._gather_x is None or len(self._gather_x) < batch_size * self.net.n_in):
@@ -1494,7 +1506,7 @@ cdef class Executor:
         self._enter(MODE_LOSS, N)
         try:
             c.rows = self._chunk(chunk, N)
-            c.x = self._input(bx, X, N)
+            c.x = self._input(&self.net, bx, X, N)
             c.t = self._targets(&bt, T, N, &c.t_row)
             c.w = self._weights(&bw, sample_weight, N)
             c.kind, c.n = CALL_EVALUATE, N
@@ -1510,27 +1522,58 @@ cdef class Executor:
         return c.loss
 
     def predict(self, X, out, Py_ssize_t chunk=1024):
-        """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype."""
+        """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype.
+
+        Calls from several threads may run at once: each runs on its own activation buffers
+        (kept for the next call), reading the shared weights. Training and state calls are
+        refused while any runs, and a predict from another thread while one of those runs."""
         cdef Py_ssize_t N = _rows(X)
         cdef Py_buffer bx[3]
         cdef Py_buffer bo
         cdef Call c
+        cdef Net net  # this call's view of the network: its own buffers and input
+        cdef _Slots slots = None
         memset(&c, 0, sizeof(Call))
         memset(bx, 0, sizeof(bx))
         memset(&bo, 0, sizeof(Py_buffer))
-        self._enter(MODE_PREDICT, N)
+        _ensure_blas()
+        self._check_writer()
+        if N < 1:
+            raise ValueError(f"X must hold at least one row, got {N}")
+        self._readers += 1
         try:
-            c.rows = self._chunk(chunk, N)
-            c.x = self._input(bx, X, N)
+            c.rows = max(1, min(chunk, N))
+            slots = self._slots(c.rows)
+            net = self.net
+            net.act, net.sparse = slots.act, False
+            c.x = self._input(&net, bx, X, N)
             c.out = _acquire(&bo, out, "out", self._fmt, self._itemsize,
                              _count(N, self.net.n_out), True)
             c.kind, c.n = CALL_PREDICT, N
             with nogil:
-                _run(&self.net, &c, self._itemsize == 4)
+                _run(&net, &c, self._itemsize == 4)
         finally:
-            self._busy = self.net.sparse = False
+            self._readers -= 1
+            if slots is not None:
+                self._pool.append(slots)
             _release(bx, 3)
             PyBuffer_Release(&bo)
+
+    cdef _Slots _slots(self, Py_ssize_t rows):
+        """Forward-pass buffers for `rows` rows: an idle set from the pool if it is large
+        enough, else a new one (the pool holds at most one set per concurrent predict)."""
+        cdef _Slots slots
+        if self._pool:
+            slots = self._pool.pop()
+            if slots.capacity >= rows:
+                return slots
+        slots = _Slots(self.net.n_slots)
+        slots.capacity = rows
+        for s in range(1, self.net.n_slots):
+            a = np.empty(rows * self._widths[s], dtype=self.dtype)
+            slots.act[s] = <void*><size_t>a.ctypes.data
+            slots.arrays.append(a)
+        return slots
 
     cdef bint _exact(self, X, T, Py_buffer* bx, Py_buffer* bt) except -1:
         """True if X, T are exactly what a step reads (see step), with finite values; then
@@ -1568,6 +1611,28 @@ cdef class Executor:
         more (then use them all)."""
         self._reserve(max(1, min(chunk, N)))
         return self._capacity
+
+
+_IN_USE = ("this model is in use by another thread; a model runs one training or state call "
+           "at a time, and none while another thread predicts (predictions may overlap each "
+           "other; give each training thread its own model)")
+
+
+cdef class _Slots:
+    """One set of forward-pass buffers: act[s] is slot s's (capacity, width) activations
+    (act[0], the input, is set per call)."""
+    cdef void** act
+    cdef Py_ssize_t capacity
+    cdef list arrays
+
+    def __cinit__(self, int n_slots):
+        self.act = <void**>calloc(n_slots, sizeof(void*))
+        if self.act == NULL:
+            raise MemoryError()
+        self.arrays = []
+
+    def __dealloc__(self):
+        free(self.act)
 
 
 _OVERFLOW = ("the update would make a weight or an optimizer buffer overflow the model's "

@@ -421,3 +421,89 @@ def test_one_model_from_two_threads_is_refused_never_corrupted():
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         np.testing.assert_array_equal(p, q)
     assert model.optimizer.steps == steps["a"] + steps["b"]
+
+
+class _HeldCsr:
+    """A CSR matrix whose `data` attribute is read inside Executor.predict (after the call
+    has registered itself) and waits there until released: a predict paused mid-call."""
+
+    format = "csr"
+
+    def __init__(self, X) -> None:
+        self._X = X
+        self.shape, self.indptr, self.indices = X.shape, X.indptr, X.indices
+        self.inside = threading.Event()
+        self.resume = threading.Event()
+
+    @property
+    def data(self):
+        self.inside.set()
+        assert self.resume.wait(30)
+        return self._X.data
+
+
+def test_predict_overlaps_predicts_but_not_training_or_state_calls() -> None:
+    sp = pytest.importorskip("scipy.sparse")
+    model = _model()
+    rows = model.validate(sp.random(16, 4, density=0.5, format="csr", random_state=0),
+                          np.zeros((16, 2)))[0]  # fmt: skip
+    held = _HeldCsr(rows)
+    expected = model.predict(rows.toarray())
+    out = np.empty((16, 2))
+    errors: list[BaseException] = []
+
+    def paused_predict() -> None:
+        try:
+            model._executor.predict(held, out)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=paused_predict)
+    t.start()
+    try:
+        assert held.inside.wait(30)
+        X, y = _data()
+        # another prediction runs beside the paused one, on its own buffers
+        np.testing.assert_allclose(model.predict(rows.toarray()), expected, rtol=1e-12)
+        for call in (lambda: model.train_step(X, y), lambda: model.fit(X, y),
+                     lambda: model.set_weights(model.get_weights()), lambda: model.get_state(),
+                     lambda: model.compile(bp.MSE(), bp.SGD(lr=0.1))):  # fmt: skip
+            with pytest.raises(RuntimeError, match=BUSY):
+                call()
+    finally:
+        held.resume.set()
+        t.join()
+    assert not errors, errors
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    model.train_step(*_data())  # free again
+
+
+def test_many_threads_predicting_at_once_get_their_own_results() -> None:
+    """Eight threads predict on one model at once, on batches of different sizes (the
+    buffer pool grows and is reused), dense and sparse: every result equals the
+    prediction made alone."""
+    sp = pytest.importorskip("scipy.sparse")
+    model = bp.Sequential([bp.Dense(64, 128), bp.ReLU(), bp.Dense(128, 10)], seed=0)
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((n, 64)).astype(np.float32) for n in (1, 7, 64, 300, 1500)]
+    inputs += [sp.random(n, 64, density=0.1, format="csr", random_state=n, dtype=np.float32)
+               for n in (3, 200)]  # fmt: skip
+    alone = [model.predict(X) for X in inputs]
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            start.wait()
+            for i in range(40):
+                j = (k + i) % len(inputs)
+                np.testing.assert_array_equal(model.predict(inputs[j]), alone[j])
+        except BaseException as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:1]
