@@ -44,7 +44,10 @@ if SIMD and NATIVE:  # -march=native would put native instructions in the "defau
 JOBS = int(os.environ.get("BACKPROP_BUILD_JOBS") or os.cpu_count() or 1)
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
-compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
+# -fno-math-errno: sqrt() need not set errno (nothing reads it), so that GCC and clang vectorise
+# the optimizers' square roots (else each is a scalar sqrt with a call for negative input);
+# the results are the same IEEE square roots
+compile_args = ["-O3", "-fno-math-errno"] if sys.platform != "win32" else ["/O2"]
 if NATIVE:
     compile_args.append("-march=native")
 link_args = []
