@@ -11,6 +11,23 @@
 
 #include "_simd.h"
 
+/* Rows of W are read in the columns' order, which is random: each is a cache miss the hardware
+ * cannot foresee, so the kernels ask for the row BP_AHEAD entries ahead (within a row of X) while
+ * they work on this one. */
+#define BP_AHEAD 8
+
+static inline void bp_prefetch_row(const void* p, size_t bytes, int write) {
+    const char* c = (const char*)p;
+#if defined(__GNUC__)
+    for (size_t i = 0; i < bytes; i += 64) {
+        if (write) __builtin_prefetch(c + i, 1, 3);
+        else __builtin_prefetch(c + i, 0, 3);
+    }
+#else
+    (void)c; (void)bytes; (void)write;
+#endif
+}
+
 #define BP_CSR(BP_T, BP_S)                                                                    \
 /* Y[r, :] := b + sum over row src(r)'s entries k of data[k] W[indices[k], :]                 \
    Y:(n, m) W:(n_in, m) b:(m,) */                                                             \
@@ -20,8 +37,11 @@ BP_CLONES BP_UNUSED static void bp_csr_forward_##BP_S(                          
     for (Py_ssize_t r = 0; r < n; r++) {                                                     \
         int64_t src = rows != NULL ? rows[r] : (int64_t)(first + r);                          \
         BP_T* restrict y = Y + r * m;                                                         \
+        const int64_t end = indptr[src + 1];                                                  \
         for (Py_ssize_t j = 0; j < m; j++) y[j] = b[j];                                       \
-        for (int64_t k = indptr[src]; k < indptr[src + 1]; k++) {                            \
+        for (int64_t k = indptr[src]; k < end; k++) {                                        \
+            if (k + BP_AHEAD < end) bp_prefetch_row(W + (Py_ssize_t)indices[k + BP_AHEAD] * m, \
+                                                    m * sizeof(BP_T), 0);                     \
             const BP_T v = data[k];                                                           \
             const BP_T* restrict w = W + (Py_ssize_t)indices[k] * m;                          \
             for (Py_ssize_t j = 0; j < m; j++) y[j] += v * w[j];                              \
@@ -36,7 +56,10 @@ BP_CLONES BP_UNUSED static void bp_csr_scatter_##BP_S(                          
     for (Py_ssize_t r = 0; r < n; r++) {                                                     \
         int64_t src = rows != NULL ? rows[r] : (int64_t)(first + r);                          \
         const BP_T* restrict dy = dY + r * m;                                                 \
-        for (int64_t k = indptr[src]; k < indptr[src + 1]; k++) {                            \
+        const int64_t end = indptr[src + 1];                                                  \
+        for (int64_t k = indptr[src]; k < end; k++) {                                        \
+            if (k + BP_AHEAD < end) bp_prefetch_row(W + (Py_ssize_t)indices[k + BP_AHEAD] * m, \
+                                                    m * sizeof(BP_T), 1);                     \
             const BP_T v = alpha * data[k];                                                   \
             BP_T* restrict w = W + (Py_ssize_t)indices[k] * m;                                \
             for (Py_ssize_t j = 0; j < m; j++) w[j] += v * dy[j];                             \
