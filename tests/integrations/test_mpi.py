@@ -81,7 +81,7 @@ def test_the_ranks_stay_bit_identical(exact, name) -> None:
     assert first["dropout_rng"] != second["dropout_rng"]  # each rank its own dropout stream
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "empty", "float32"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "empty", "float32", "sparse"])
 def test_equals_single_process_training_on_the_concatenated_batches(exact, name) -> None:
     """Rank 1 started from other weights: rank 0's state was broadcast. sgd: unequal shards
     (rank 1 exhausted after 2 of 6 steps), shuffled, sample weights with zeros, l2; adam:

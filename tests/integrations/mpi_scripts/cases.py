@@ -49,6 +49,13 @@ CASES: dict[str, dict[str, Any]] = {
         "metrics": ["accuracy"],
         "fit": {"epochs": 2, "batch_size": 3, "shuffle": True, "seed": 11},
     },
+    # sparse X (each rank a scipy CSR shard with most values zero, validation too): the same
+    # training as on the dense shards
+    "sparse": {
+        "dtype": "float64", "loss": "ce", "optimizer": ("SGD", {"lr": 0.1}), "sparse": True,
+        "l2": 0.0, "rows": [14, 9], "weights": False, "val_rows": [5, 3], "metrics": None,
+        "fit": {"epochs": 2, "batch_size": 4, "shuffle": True, "seed": 13},
+    },
 }  # fmt: skip
 
 N_IN, N_HIDDEN, N_OUT = 5, 8, 3
@@ -71,6 +78,8 @@ def shard(case: dict[str, Any], rank: int, rows: int | None = None, salt: int = 
     n = case["rows"][rank] if rows is None else rows
     rng = np.random.default_rng([rank, salt, 99])
     X = rng.normal(size=(n, N_IN))
+    if case.get("sparse"):  # dense here (the reference); worker.py passes it as CSR
+        X[rng.uniform(size=X.shape) < 0.7] = 0.0
     if case["loss"] == "ce":
         y = rng.integers(0, N_OUT, n)
     else:

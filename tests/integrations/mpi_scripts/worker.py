@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 from cases import CASES, model, shard, val_shard
 from mpi4py import MPI
 
@@ -85,8 +86,12 @@ def exact(out: Path) -> dict:
                 bp.ModelCheckpoint(out / f"ckpt-r{rank}-{{epoch}}.npz", monitor="val_loss"),
                 bp.CSVLogger(out / f"log-r{rank}.csv"),
             ]
+        val = val_shard(case, rank)
+        if case.get("sparse"):
+            X = scipy.sparse.csr_matrix(X)
+            val = (scipy.sparse.csr_matrix(val[0]), val[1]) if val is not None else None
         history = DataParallel(net, comm).fit(
-            X, y, sample_weight=w, validation_data=val_shard(case, rank), **case["fit"], **extra
+            X, y, sample_weight=w, validation_data=val, **case["fit"], **extra
         )
         results[name] = outcome(net, history)
     return results
