@@ -49,6 +49,16 @@ from ._optim cimport _adam_update, _adamw_update, _rmsprop_update, _sgd_update
 from ._activations import ACTIVATIONS
 from ._losses import LOSSES
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define bp_prefetch_read(p) __builtin_prefetch((p), 0, 3)
+    #else
+    #define bp_prefetch_read(p) ((void)(p))
+    #endif
+    """
+    void _prefetch "bp_prefetch_read"(const void* p) noexcept nogil
+
 cdef extern from "Python.h":
     # declared without an exception spec: the exception they set stays pending until
     # _raise_pending() hands it to Python, after the nogil section has been left
@@ -696,6 +706,8 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
                 if W != NULL:
                     wb[r] = W[src]
             w = NULL if W == NULL else wb
+            if not net.sparse:
+                _prefetch_rows(X, perm, start + nb, N, batch, n_in)
             bad = _step(net, xb, tb, w, nb, MODE_UPDATE, &loss)
             if bad >= 0:
                 return perm[start + bad]
@@ -729,6 +741,28 @@ cdef Py_ssize_t _epoch(Net* net, const floating* X, const char* T, Py_ssize_t t_
                     return STEP_INTERRUPTED
     mean_loss[0] = total / weight if weight > 0 else 0.0
     return -1
+
+
+# Largest batch (bytes of X) whose rows _prefetch_rows asks for: the caches must hold them
+# beside what the step itself reads
+cdef Py_ssize_t PREFETCH_BYTES = 1 << 18
+
+
+cdef inline void _prefetch_rows(const floating* X, const int64_t* perm, Py_ssize_t start,
+                                Py_ssize_t N, Py_ssize_t batch,
+                                Py_ssize_t n_in) noexcept nogil:
+    """Ask for the rows of X of the batch starting at perm[start] while this step computes:
+    shuffled rows are cache misses the hardware cannot foresee, and the gather would wait
+    for each in turn."""
+    cdef Py_ssize_t r, i, end = start + batch if N - start > batch else N
+    cdef Py_ssize_t row_bytes = n_in * sizeof(floating)
+    cdef const char* p
+    if (end - start) * row_bytes > PREFETCH_BYTES:
+        return
+    for r in range(start, end):
+        p = <const char*>(X + perm[r] * n_in)
+        for i in range(0, row_bytes, 64):
+            _prefetch(p + i)
 
 
 cdef Py_ssize_t _evaluate(Net* net, const floating* X, const char* T, Py_ssize_t t_row,
