@@ -19,8 +19,11 @@ scikit-learn drives its own.
 Beyond scikit-learn: float32 networks (dtype), class_weight, the absolute_error and huber
 losses, a "leaky_relu" activation, val_loss_curve_, partial_fit under early stopping, and
 loss_curve_ for "lbfgs". Where the numbers differ from scikit-learn's, and why, is said per
-parameter below (the README has the table). Sparse X is refused until the core takes sparse
-input. Importing this module imports scikit-learn; `import backprop` does not.
+parameter below (the README has the table). Sparse X is accepted as scikit-learn's MLP
+accepts it (any scipy.sparse format, matrix or array; CSR and CSC kept, the others converted to
+CSR by its validate_data) and is never densified: the network's first Dense reads its CSR rows
+(backprop._sparse.CsrRows, converted once per call). Importing this module imports scikit-learn;
+`import backprop` does not.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from sklearn.utils.validation import (
 from . import layers as _layers
 from . import losses as _losses
 from . import onnx_export
-from ._validation import check_int, check_range, resolve_dtype
+from ._validation import as_features, check_int, check_range, resolve_dtype
 from .callbacks import Plateau
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
@@ -86,10 +89,8 @@ _NONFINITE = (
     "and need to be preprocessed."
 )
 
-_SPARSE = (
-    "{who}: sparse X is not supported yet (the compiled core takes dense input; sparse input "
-    "needs the core's sparse kernels). Pass X.toarray()."
-)
+#: the sparse formats validate_data keeps (scikit-learn's MLP's); other formats become CSR
+_SPARSE_FORMATS = ["csr", "csc"]
 
 #: the parameters the compiled loss and optimizer are built from: a warm_start fit or a
 #: partial_fit after any of them changed recompiles (fresh optimizer state, as scikit-learn)
@@ -193,12 +194,12 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     best_validation_score_: float | None
     # what training carries over between partial_fit / warm_start calls (and pickles):
     # the best weights so far under early_stopping, the stopping rule's count of epochs
-    # without progress (scikit-learn's name for it), the held-out validation set, the
-    # current learning rate (scikit-learn's, before _scale) and the parameters the network
-    # was compiled from
+    # without progress (scikit-learn's name for it), the held-out validation set (its X
+    # an array, or CsrRows after a fit on sparse X), the current learning rate
+    # (scikit-learn's, before _scale) and the parameters the network was compiled from
     _best: list[Array] | None
     _no_improvement_count: int
-    _val: tuple[Array, Array, Array | None] | None
+    _val: tuple[Any, Array, Array | None] | None
     _learning_rate: float
     _compiled: tuple[Any, ...]
 
@@ -365,8 +366,6 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         incremental: bool,
         classes: Any = None,
     ) -> Any:
-        if scipy.sparse.issparse(X):
-            raise TypeError(_SPARSE.format(who=type(self).__name__))
         self._check_params()
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if not first and self.stopped_early_:
@@ -388,6 +387,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             X,
             y,
             reset=first,
+            accept_sparse=_SPARSE_FORMATS,
             dtype=self._input_dtype(first),
             order="C",
             multi_output=True,
@@ -399,6 +399,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         sw = None
         if sample_weight is not None:
             sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if scipy.sparse.issparse(X):
+            # once per fit: the core reads these rows (epochs, the split, lbfgs's calls)
+            X = as_features(X, X.dtype, X.shape[1], f"{type(self).__name__}.fit", sparse=True)
         cw = self._class_weights(y_enc, sw, incremental)
         if cw is not None:
             sw = cw if sw is None else sw * cw
@@ -459,25 +462,28 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         return min(int(self.batch_size), n)
 
     def _split(
-        self, X: Array, y_enc: Array, sw: Array | None, rng: Any, stratify: bool
-    ) -> tuple[Array, Array, Array | None, tuple[Array, Array, Array | None]]:
+        self, X: Any, y_enc: Array, sw: Array | None, rng: Any, stratify: bool
+    ) -> tuple[Any, Array, Array | None, tuple[Any, Array, Array | None]]:
         """Hold out validation_fraction of the rows: scikit-learn's split (the same rows for
-        the same random_state), stratified as its is (for a single-output classifier)."""
+        the same random_state: train_test_split draws them from the row count and the
+        strata alone), stratified as its is (for a single-output classifier). X: an array
+        or CsrRows; the rows are taken by index (copies, CSR rows stay CSR)."""
         strat = None
         if stratify and isinstance(self, ClassifierMixin) and self.n_outputs_ == 1:
             strat = y_enc
-        arrays = [X, y_enc] if sw is None else [X, y_enc, sw]
-        parts = train_test_split(
-            *arrays, test_size=self.validation_fraction, random_state=rng, stratify=strat
+        train, val = train_test_split(
+            np.arange(X.shape[0]),
+            test_size=self.validation_fraction,
+            random_state=rng,
+            stratify=strat,
         )
-        if parts[1].shape[0] < 2:
+        if val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        X_tr, X_val, y_tr, y_val = (np.ascontiguousarray(p) for p in parts[:4])
-        sw_tr, sw_val = (parts[4], parts[5]) if sw is not None else (None, None)
-        return X_tr, y_tr, sw_tr, (X_val, y_val, sw_val)
+        sw_tr, sw_val = (sw[train], sw[val]) if sw is not None else (None, None)
+        return X[train], y_enc[train], sw_tr, (X[val], y_enc[val], sw_val)
 
     def _run(
         self, X: Array, y_enc: Array, sw: Array | None, epochs: int, incremental: bool
@@ -614,12 +620,22 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     def _outputs(self, X: Any) -> Array:
         """The network's outputs (logits for a classifier) for X, in the network's dtype."""
         check_is_fitted(self)
-        if scipy.sparse.issparse(X):
-            raise TypeError(_SPARSE.format(who=type(self).__name__))
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C")
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=(np.float64, np.float32),
+            order="C",
+        )
         out = self.model_.predict(X.astype(self.model_.dtype, copy=False))
         # float32 only when both the network and X are (as scikit-learn's products promote)
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy.sparse X, as scikit-learn's MLP
+        return tags
 
     # -- fitted attributes -----------------------------------------------------------------
 
@@ -881,6 +897,14 @@ _DOC_PARAMS = """
         predict_proba return it, float64 when X or the network is float64 (scikit-learn's
         promotion: a float32 network asked about float64 X answers in float64).
 
+    X (fit, partial_fit, predict, predict_proba, predict_log_proba, score): an array-like or,
+    as in scikit-learn, a scipy.sparse matrix or array of any format (CSR and CSC as they
+    are, other formats converted to CSR by scikit-learn's validate_data; int32 or int64
+    indices), under the same dtype rule (float32 data: a float32 network with dtype=None).
+    Sparse X is never densified: it is converted once per call to the CSR rows the
+    network's first layer reads (the early-stopping split takes rows of it), and NaN or
+    infinity among its stored values is scikit-learn's ValueError.
+
     Fitted attributes (scikit-learn's): coefs_ and intercepts_ (read-only views of the
     weights; assigning them writes through), n_layers_, n_outputs_, out_activation_, loss_,
     best_loss_ (None under early stopping), loss_curve_ (per epoch: the mean data loss plus
@@ -988,7 +1012,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
         """Train from scratch (or from the current weights with warm_start).
 
-        X: (n_samples, n_features); y: (n_samples,) labels or a (n_samples, n_labels)
+        X: (n_samples, n_features), an array or scipy.sparse (any format, never
+        densified); y: (n_samples,) labels or a (n_samples, n_labels)
         indicator matrix; sample_weight: (n_samples,) >= 0.
         """
         return self._fit(X, y, sample_weight, incremental=False)  # type: ignore[no-any-return]
@@ -1259,7 +1284,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Train from scratch (or from the current weights with warm_start).
 
-        X: (n_samples, n_features); y: (n_samples,) or (n_samples, n_targets);
+        X: (n_samples, n_features), an array or scipy.sparse (any format, never
+        densified); y: (n_samples,) or (n_samples, n_targets);
         sample_weight: (n_samples,) >= 0.
         """
         return self._fit(X, y, sample_weight, incremental=False)  # type: ignore[no-any-return]

@@ -74,6 +74,9 @@ def expected_failures(estimator):
     failures = {}
     if estimator.dtype == "float32":
         failures["check_sample_weight_equivalence_on_dense_data"] = FLOAT32_SUMS
+        # the same check on the same data as CSR (run since the estimators take sparse X):
+        # the same float32 sums, the same size of difference (relative 1.7e-6 to 1.8e-6)
+        failures["check_sample_weight_equivalence_on_sparse_data"] = FLOAT32_SUMS
         failures["check_methods_subset_invariance"] = FLOAT32_BATCH
         failures["check_methods_sample_order_invariance"] = FLOAT32_BATCH
     return failures

@@ -584,16 +584,6 @@ def test_non_finite_values_are_refused_as_sklearn():
             )
 
 
-def test_sparse_X_is_refused_with_a_clear_message():
-    sparse = pytest.importorskip("scipy.sparse")
-    X, y = blobs()
-    with pytest.raises(TypeError, match="sparse X is not supported yet"):
-        MLPClassifier((4,), max_iter=2).fit(sparse.csr_matrix(X), y)
-    est = MLPClassifier((4,), max_iter=2).fit(X, y)
-    with pytest.raises(TypeError, match="sparse X is not supported yet"):
-        est.predict(sparse.csr_matrix(X))
-
-
 # -- attributes and behaviour ----------------------------------------------------------------
 
 
