@@ -113,9 +113,11 @@ def export_classifier(
 def export_regressor(
     model: ExportModel, path: str | os.PathLike[str], *, opset: int = OPSET
 ) -> None:
-    """An MLPRegressor's network: output "Y", (batch,) for one target, else (batch, n)."""
+    """An MLPRegressor's network: output "Y", (batch,) for one target, else (batch, n); for
+    the Poisson loss the means exp(outputs), as its predict."""
     head = "column" if model.n_outputs == 1 else "outputs"
-    save(build(model, head=head, opset=opset), path, "to_onnx")
+    exp = model.loss is not None and model.loss.name == "poisson"
+    save(build(model, head=head, opset=opset, exp=exp), path, "to_onnx")
 
 
 def save(proto: onnx.ModelProto, path: str | os.PathLike[str], where: str) -> None:
@@ -130,13 +132,14 @@ def build(
     output: str = OUTPUT,
     opset: int = OPSET,
     where: str = "to_onnx",
+    exp: bool = False,
 ) -> onnx.ModelProto:
     """The checked ONNX model of `model` (onnx.checker, full check).
 
     head: "outputs" (the network's outputs, as predict), "probabilities" (the loss's fused
     activation appended, as predict_proba), "class_probabilities" (as "probabilities", and a
     single sigmoid output p becomes the two columns [1 - p, p]), "column" (one output as a
-    (batch,) vector).
+    (batch,) vector). exp: the outputs go through Exp first (a log-link model's means).
     """
     if head not in _HEADS:
         raise ValueError(f"{where}: head must be one of {_HEADS}, got {head!r}")
@@ -156,6 +159,8 @@ def build(
     fused = _link(model, where) if head in ("probabilities", "class_probabilities") else ""
     if fused:
         h = graph.activation(fused, "head", h)
+    if exp:
+        h = graph.node("Exp", [h], "head.Exp")
     if head == "class_probabilities" and width == 1 and fused == "sigmoid":
         one = graph.const("head.one", np.ones((1, 1), dtype))
         negative = graph.node("Sub", [one, h], "head.1-p")
@@ -180,7 +185,7 @@ def build(
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="backprop-core",
         producer_version=_version(),
-        doc_string=_describe(model, head, output),
+        doc_string=_describe(model, head, output) + (" after Exp" if exp else ""),
     )
     proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
     helper.set_model_props(proto, {"backprop.dtype": dtype.name, "backprop.head": head})

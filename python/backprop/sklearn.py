@@ -1349,16 +1349,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     def to_onnx(self, path: str | os.PathLike[str], *, opset: int = onnx_export.OPSET) -> None:
         """Write the fitted network as an ONNX model (needs the onnx package): input "X"
         (batch, n_features_in_), output "Y", predict's values in the model's dtype, (batch,)
-        for one target, else (batch, n_targets). Not for loss="poisson" yet (its exp output
-        has no ONNX head in backprop.onnx_export): NotImplementedError."""
+        for one target, else (batch, n_targets); for loss="poisson" the means exp(network
+        output), as predict."""
         check_is_fitted(self)
-        assert self.model_.loss is not None
-        if self.model_.loss.name == "poisson":
-            raise NotImplementedError(
-                "to_onnx: loss='poisson' predicts exp(network output), and backprop.onnx_export "
-                "has no Exp output head yet; export the network itself with "
-                "est.model_.to_onnx(path) (its output is the log of the prediction)"
-            )
         onnx_export.export_regressor(self.model_, path, opset=opset)
 
     def __sklearn_tags__(self) -> Any:

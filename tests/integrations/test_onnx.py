@@ -262,12 +262,16 @@ def test_classifier_export_equals_predict_proba(tmp_path, sk, dtype, n_classes, 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")  # y (n, 1)
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
 @pytest.mark.parametrize("n_targets", [None, 1, 3])
-def test_regressor_export_equals_predict(tmp_path, sk, dtype, n_targets) -> None:
+def test_regressor_export_equals_predict(tmp_path, sk, dtype, n_targets, loss) -> None:
     rng = np.random.default_rng(7)
     X = rng.normal(size=(60, 5))
     y = rng.normal(size=60 if n_targets is None else (60, n_targets))
-    est = sk.MLPRegressor((8,), max_iter=5, random_state=0, dtype=np.dtype(dtype).name)
+    if loss == "poisson":  # counts; predict is exp(network output)
+        y = rng.poisson(np.exp(0.3 * X[:, :1] + 1.0), size=(60, n_targets or 1))
+        y = y[:, 0] if n_targets is None else y
+    est = sk.MLPRegressor((8,), loss=loss, max_iter=5, random_state=0, dtype=np.dtype(dtype).name)
     est.fit(X, y)
     path = tmp_path / "reg.onnx"
     est.to_onnx(path)
