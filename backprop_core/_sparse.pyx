@@ -31,6 +31,18 @@ cdef int _check(str who, const int64_t[::1] indptr, const int32_t[::1] indices, 
     return 0
 
 
+cdef Csr _csr(const int64_t[::1] indptr, const int32_t[::1] indices, const floating[::1] data,
+              const int64_t[::1] rows):
+    """The Csr record of checked arrays (rows None: every row in order)."""
+    cdef Csr x
+    x.indptr, x.indices, x.data = &indptr[0], NULL, NULL
+    if indices.shape[0]:
+        x.indices, x.data = &indices[0], &data[0]
+    x.rows = &rows[0] if rows is not None and rows.shape[0] else NULL
+    x.first = 0
+    return x
+
+
 def csr_forward(const int64_t[::1] indptr not None, const int32_t[::1] indices not None,
                 const floating[::1] data not None, const floating[:, ::1] W not None,
                 const floating[::1] b not None, floating[:, ::1] Y not None,
@@ -45,12 +57,7 @@ def csr_forward(const int64_t[::1] indptr not None, const int32_t[::1] indices n
         return
     if _overlap(&Y[0, 0], n * m * sizeof(floating), &W[0, 0], W.shape[0] * m * sizeof(floating)):
         raise ValueError("csr_forward: Y shares memory with W; pass separate arrays")
-    cdef Csr x
-    x.indptr, x.indices, x.data = &indptr[0], &indices[0] if indices.shape[0] else NULL, NULL
-    if data.shape[0]:
-        x.data = &data[0]
-    x.rows = &rows[0] if rows is not None and rows.shape[0] else NULL
-    x.first = 0
+    cdef Csr x = _csr(indptr, indices, data, rows)
     with nogil:
         _csr_forward(&x, n, &W[0, 0], &b[0], &Y[0, 0], m)
 
@@ -67,11 +74,6 @@ def csr_scatter(const int64_t[::1] indptr not None, const int32_t[::1] indices n
     if _overlap(&dY[0, 0], n * m * sizeof(floating), &W[0, 0],
                 W.shape[0] * m * sizeof(floating)):
         raise ValueError("csr_scatter: W shares memory with dY; pass separate arrays")
-    cdef Csr x
-    x.indptr, x.indices, x.data = &indptr[0], &indices[0] if indices.shape[0] else NULL, NULL
-    if data.shape[0]:
-        x.data = &data[0]
-    x.rows = &rows[0] if rows is not None and rows.shape[0] else NULL
-    x.first = 0
+    cdef Csr x = _csr(indptr, indices, data, rows)
     with nogil:
         _csr_scatter(&x, n, &dY[0, 0], alpha, &W[0, 0], m)

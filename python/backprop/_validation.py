@@ -248,18 +248,24 @@ def as_features(
                 f"{where}: X must be 2-D (n_samples, n_features), got ndim={X.ndim} "
                 f"with shape {X.shape}{hint}"
             )
-    if X.shape[1] != n_features:
-        raise ValueError(
-            f"{where}: X has {X.shape[1]} features, but {first_layer} expects {n_features}"
-        )
-    if X.shape[0] == 0:
-        raise ValueError(
-            f"{where}: X is empty (0 samples); expected at least one row, got shape {X.shape}"
-        )
+    _check_rows_and_features(X.shape, n_features, where, first_layer)
     if source is not None:
         X = _convert(X, "X", dtype, where)
     check_finite(X, f"{where}: X", source)
     return X
+
+
+def _check_rows_and_features(
+    shape: tuple[int, ...], n_features: int, where: str, first_layer: str
+) -> None:
+    """A 2-D X's shape: n_features columns, at least one row."""
+    if shape[1] != n_features:
+        raise ValueError(f"{where}: X has {shape[1]} features, but {first_layer} expects "
+                         f"{n_features}")  # fmt: skip
+    if shape[0] == 0:
+        raise ValueError(
+            f"{where}: X is empty (0 samples); expected at least one row, got shape {shape}"
+        )
 
 
 def _as_csr_rows(
@@ -271,14 +277,7 @@ def _as_csr_rows(
         return X
     if len(X.shape) != 2:
         raise ValueError(f"{where}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if X.shape[1] != n_features:
-        raise ValueError(
-            f"{where}: X has {X.shape[1]} features, but {first_layer} expects {n_features}"
-        )
-    if X.shape[0] == 0:
-        raise ValueError(
-            f"{where}: X is empty (0 samples); expected at least one row, got shape {X.shape}"
-        )
+    _check_rows_and_features(X.shape, n_features, where, first_layer)
     if n_features > INDEX32_MAX:
         raise ValueError(f"{where}: sparse X may have at most {INDEX32_MAX} columns, got "
                          f"{n_features}")  # fmt: skip
