@@ -37,8 +37,8 @@ from numbers import Integral, Real
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
-import scipy.optimize  # type: ignore[import-untyped]
-import scipy.sparse  # type: ignore[import-untyped]
+import scipy.optimize
+import scipy.sparse
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
