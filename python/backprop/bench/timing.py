@@ -1,6 +1,7 @@
 """How the runner measures, and what it records about the machine.
 
-calibrate and seconds_per_call: the timing loop. import_time: `import backprop` in fresh
+calibrate and seconds_per_call: the timing loop; take_turns: the tools of a case timed in
+rounds, one timing of each per round. import_time: `import backprop` in fresh
 interpreters. load_average and cpu_name: the machine. load_blas, blas_report (threadpoolctl)
 and environment_note: which BLAS libraries run, with which kernel, and whether
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE override OpenBLAS's choice.
@@ -18,6 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+import backprop as bp
+from backprop_core import blas_source
 from backprop_core._blas import _gemm_floor
 
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -40,6 +45,23 @@ def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls
+
+
+def take_turns(
+    calls: dict[str, tuple[Callable[[], object], int]],
+    rounds: int,
+    before: Callable[[str], object],
+) -> dict[str, list[float]]:
+    """Time every tool once per round, in turn, `rounds` times; calls: tool -> (fn, calls per
+    timing). before(tool) runs before each timing, untimed (pauses, thread settings). A change
+    in the machine's load during the rounds hits every tool alike, and round i's figures form
+    a pair (paired ratios). Returns tool -> seconds per call, one per round."""
+    times: dict[str, list[float]] = {tool: [] for tool in calls}
+    for _ in range(rounds):
+        for tool, (fn, n) in calls.items():
+            before(tool)
+            times[tool].append(seconds_per_call(fn, n))
+    return times
 
 
 def import_time(runs: int) -> dict[str, float]:
@@ -187,3 +209,23 @@ def environment_note(libraries: list[dict[str, Any]] | None = None) -> str:
         "  To measure without them: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
         "python -m backprop.bench ... (same options)"
     )
+
+
+def machine(modules: tuple[str, ...]) -> dict[str, Any]:
+    """A report's description of the run: date, CPU, Python, the versions of backprop, numpy
+    and those of `modules` that are loaded, the BLAS libraries and the environment note."""
+    blas = blas_report()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "backprop": bp.__version__,
+        "numpy": np.__version__,
+        "versions": {
+            m: getattr(sys.modules[m], "__version__", "?") for m in modules if m in sys.modules
+        },
+        "blas": blas,
+        "backprop_blas": blas_source(),
+        "environment": environment_note(blas),
+    }

@@ -1,14 +1,19 @@
-"""The tools the runner times, each building a Step that runs the same training step from the
-same initial weights (data.init, set by build_ours).
+"""The tools the runner times, each building a Step that runs the same training step (or,
+with --inference, the same forward pass) from the same initial weights (data.init, set by
+build_ours), in the dtype of the case's data (float32 or float64).
 
 TOOLS and TOOL_TITLES: the tools and their titles in the report. BUILDERS: one step builder per
-tool (ours_step, ours_fit, numpy_step, torch_step, sklearn_step, gemm_floor). NEEDS and
-available(): the optional package a tool needs, and whether it is installed. POOLS and
-settle(): the thread pool each tool runs on, and the pause when the next tool uses another.
+tool (ours_step, ours_fit, numpy_step, torch_step, sklearn_step, gemm_floor).
+INFERENCE_TOOLS and INFERENCE_BUILDERS: the predict tools of --inference (ours_predict,
+onnxruntime_predict, torch_predict), each built for a thread count. NEEDS and available(): the
+optional packages a tool needs, and whether they are installed. POOLS and settle(): the thread
+pool each tool runs on, and the pause when the next tool uses another.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,14 +38,23 @@ TOOL_TITLES = {
     "sklearn": "scikit-learn partial_fit",
     "gemm": "GEMM floor",
 }
+INFERENCE_TOOLS = ("predict", "onnxruntime", "torch_infer")
+TOOL_TITLES |= {
+    "predict": "backprop predict",
+    "onnxruntime": "onnxruntime",
+    "torch_infer": "PyTorch inference_mode",
+}
 
 
 @dataclass
 class Step:
-    """call() runs `steps` training steps (one, a fit epoch, or a batch of GEMM-floor steps)."""
+    """call() runs `steps` training steps (one, a fit epoch, or a batch of GEMM-floor steps),
+    or one forward pass; before(), if given, runs before each timing (not timed), to set the
+    tool's thread count."""
 
     call: Callable[[], object]
     steps: int = 1
+    before: Callable[[], object] | None = None
 
 
 def build_ours(case: Case, data: Data) -> bp.Sequential:
@@ -53,7 +67,7 @@ def build_ours(case: Case, data: Data) -> bp.Sequential:
         layers.append(bp.Dense(case.widths[k], case.widths[k + 1], weight_init=init))
         if k < n - 1:
             layers.append(act())
-    model = bp.Sequential(layers, seed=0)
+    model = bp.Sequential(layers, seed=0, dtype=data.X.dtype)
     loss = bp.MSE() if case.loss == "mse" else bp.SoftmaxCrossEntropy()
     model.compile(loss, bp.SGD(lr=LR))
     data.init = [
@@ -114,6 +128,22 @@ def numpy_step(case: Case, data: Data) -> Step:
     return Step(step)
 
 
+def torch_net(case: Case, data: Data) -> Any:
+    """The case's network as a plain torch.nn.Sequential from data.init, in data's dtype."""
+    import torch  # optional (the bench extra): imported only when a PyTorch tool runs
+
+    mods: list[Any] = []
+    for k, (W, b) in enumerate(data.init):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.from_numpy(W).dtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods.append(lin)
+        if k < len(data.init) - 1:
+            mods.append(torch.nn.Sigmoid() if case.hidden == "sigmoid" else torch.nn.ReLU())
+    return torch.nn.Sequential(*mods)
+
+
 def torch_step(threads: int) -> Callable[[Case, Data], Step]:
     """The builder of PyTorch's eager step at `threads` threads."""
 
@@ -121,16 +151,7 @@ def torch_step(threads: int) -> Callable[[Case, Data], Step]:
         import torch  # optional (the bench extra): imported only when this tool runs
 
         torch.set_num_threads(threads)
-        mods: list[Any] = []
-        for k, (W, b) in enumerate(data.init):
-            lin = torch.nn.Linear(W.shape[0], W.shape[1])
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(W.T.copy()))
-                lin.bias.copy_(torch.from_numpy(b))
-            mods.append(lin)
-            if k < len(data.init) - 1:
-                mods.append(torch.nn.Sigmoid() if case.hidden == "sigmoid" else torch.nn.ReLU())
-        net = torch.nn.Sequential(*mods)
+        net = torch_net(case, data)
         loss_fn = torch.nn.MSELoss() if case.loss == "mse" else torch.nn.CrossEntropyLoss()
         opt = torch.optim.SGD(net.parameters(), lr=LR)
         Xb, yb = torch.from_numpy(data.Xb), torch.from_numpy(data.yb)
@@ -183,8 +204,8 @@ def gemm_floor(case: Case, data: Data) -> Step:
     n = case.batch
     products: list[tuple[object, ...]] = []
 
-    def buf(size: int) -> Array:
-        return rng.standard_normal(size, dtype=np.float32)
+    def buf(size: int) -> Array:  # in the case's dtype (float32 or float64)
+        return rng.standard_normal(size).astype(data.X.dtype)
 
     for k, (n_in, n_out) in enumerate(zip(case.widths[:-1], case.widths[1:], strict=True)):
         X, W, Y = buf(n * n_in), buf(n_in * n_out), buf(n * n_out)
@@ -208,19 +229,77 @@ BUILDERS: dict[str, Callable[[Case, Data], Step]] = {
     "sklearn": sklearn_step,
     "gemm": gemm_floor,
 }
-NEEDS = {"torch1": "torch", "torch2": "torch", "sklearn": "sklearn"}
+
+
+# -- predict (--inference) ---------------------------------------------------------------------
+
+
+def ours_predict(case: Case, data: Data, threads: int) -> Step:
+    """model.predict on the batch, with the library's BLAS at `threads` threads."""
+    model = build_ours(case, data)
+    Xb = data.Xb
+    return Step(lambda: model.predict(Xb), before=lambda: bp.set_num_threads(threads))
+
+
+def onnxruntime_predict(case: Case, data: Data, threads: int) -> Step:
+    """onnxruntime's CPU session on the model model.to_onnx writes, intra_op_num_threads =
+    `threads` (its defaults otherwise: all graph optimizations, spinning workers)."""
+    # optional (the onnx extra): imported only when this tool runs
+    import onnxruntime as ort
+
+    model = build_ours(case, data)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        model.to_onnx(path)
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {"X": data.Xb}
+    return Step(lambda: session.run(["Y"], feed)[0])
+
+
+def torch_predict(case: Case, data: Data, threads: int) -> Step:
+    """The network in PyTorch (eval, torch.inference_mode), NumPy in and out (both without
+    a copy), at `threads` threads."""
+    import torch  # optional (the bench extra): imported only when this tool runs
+
+    net = torch_net(case, data).eval()
+    Xb = data.Xb
+
+    def call() -> Array:
+        with torch.inference_mode():
+            return net(torch.from_numpy(Xb)).numpy()  # type: ignore[no-any-return]
+
+    return Step(call, before=lambda: torch.set_num_threads(threads))
+
+
+INFERENCE_BUILDERS: dict[str, Callable[[Case, Data, int], Step]] = {
+    "predict": ours_predict,
+    "onnxruntime": onnxruntime_predict,
+    "torch_infer": torch_predict,
+}
+
+# the optional packages each tool imports, and the extra that brings them
+NEEDS = {
+    "torch1": ("torch",),
+    "torch2": ("torch",),
+    "sklearn": ("sklearn",),
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "torch_infer": ("torch",),
+}
+_EXTRA = {"onnx": "onnx", "onnxruntime": "onnx"}
 
 
 def available(tool: str) -> str | None:
     """None if the tool can run, else why not."""
-    module = NEEDS.get(tool)
-    if module is None:
-        return None
-    try:
-        __import__(module)
-    except ImportError:
-        pkg = "scikit-learn" if module == "sklearn" else module
-        return f"{pkg} is not installed (pip install 'backprop-core[bench]')"
+    for module in NEEDS.get(tool, ()):
+        try:
+            __import__(module)
+        except ImportError:
+            pkg = "scikit-learn" if module == "sklearn" else module
+            extra = _EXTRA.get(module, "bench")
+            return f"{pkg} is not installed (pip install 'backprop-core[{extra}]')"
     return None
 
 
@@ -236,6 +315,9 @@ POOLS = {
     "sklearn": 1,  # numpy's OpenBLAS
     "torch1": 2,
     "torch2": 2,  # torch's OpenMP + MKL
+    "predict": 0,
+    "torch_infer": 2,
+    "onnxruntime": 3,  # its own intra-op pool (its workers spin a while after a run, too)
 }
 _last_pool: list[int] = [-1]
 
