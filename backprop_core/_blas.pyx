@@ -56,6 +56,10 @@ ctypedef void (*cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, 
 ctypedef void (*cblas_dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
                                int64_t, const double*, int64_t, double, double*,
                                int64_t) noexcept nogil
+ctypedef void (*cblas_sgemv_t)(int, int, int64_t, int64_t, float, const float*, int64_t,
+                               const float*, int64_t, float, float*, int64_t) noexcept nogil
+ctypedef void (*cblas_dgemv_t)(int, int, int64_t, int64_t, double, const double*, int64_t,
+                               const double*, int64_t, double, double*, int64_t) noexcept nogil
 ctypedef void (*cblas_saxpy_t)(int64_t, float, const float*, int64_t, float*,
                                int64_t) noexcept nogil
 ctypedef void (*cblas_daxpy_t)(int64_t, double, const double*, int64_t, double*,
@@ -85,6 +89,8 @@ cdef daxpy_t _daxpy = NULL
 cdef cblas_sgemm_t _cblas_sgemm = NULL
 cdef cblas_dgemm_t _cblas_dgemm = NULL
 cdef cblas_saxpy_t _cblas_saxpy = NULL
+cdef cblas_sgemv_t _cblas_sgemv = NULL  # one-row products (NULL: they go to gemm)
+cdef cblas_dgemv_t _cblas_dgemv = NULL
 cdef cblas_daxpy_t _cblas_daxpy = NULL
 ctypedef void (*set_threads_t)(int) noexcept nogil
 ctypedef int (*get_threads_t)() noexcept nogil
@@ -120,7 +126,7 @@ cdef void* _numpy_symbol(void* handle, str name):
 cdef bint _load_numpy_cblas() except -1:
     """Point the CBLAS pointers at numpy's OpenBLAS if numpy carries the scipy-openblas64
     build; True if they then reproduce the direct loop on a few products."""
-    global _cblas_sgemm, _cblas_dgemm, _cblas_saxpy, _cblas_daxpy
+    global _cblas_sgemm, _cblas_dgemm, _cblas_saxpy, _cblas_daxpy, _cblas_sgemv, _cblas_dgemv
     try:
         from numpy._core import _multiarray_umath
     except ImportError:  # numpy 1.x
@@ -140,6 +146,8 @@ cdef bint _load_numpy_cblas() except -1:
         _cblas_dgemm = <cblas_dgemm_t>_numpy_symbol(handle, prefix + "cblas_dgemm64_")
         _cblas_saxpy = <cblas_saxpy_t>_numpy_symbol(handle, prefix + "cblas_saxpy64_")
         _cblas_daxpy = <cblas_daxpy_t>_numpy_symbol(handle, prefix + "cblas_daxpy64_")
+        _cblas_sgemv = <cblas_sgemv_t>_numpy_symbol(handle, prefix + "cblas_sgemv64_")
+        _cblas_dgemv = <cblas_dgemv_t>_numpy_symbol(handle, prefix + "cblas_dgemv64_")
         if _cblas_sgemm != NULL:
             break
     global _set_threads, _get_threads
@@ -154,7 +162,64 @@ cdef bint _load_numpy_cblas() except -1:
     if (_cblas_sgemm == NULL or _cblas_dgemm == NULL or _cblas_saxpy == NULL
             or _cblas_daxpy == NULL):
         return False
-    return _cblas_agrees(<float>0) and _cblas_agrees(<double>0)
+    if not (_cblas_agrees(<float>0) and _cblas_agrees(<double>0)):
+        return False
+    if (_cblas_sgemv == NULL or _cblas_dgemv == NULL or not _gemv_agrees(<float>0)
+            or not _gemv_agrees(<double>0)):
+        _cblas_sgemv, _cblas_dgemv = NULL, NULL
+    return True
+
+
+cdef bint _gemv_agrees(floating kind) noexcept:
+    """One-row products through gemv (_gemm's route for m == 1) against the direct loop,
+    each transpose pair, with exact small integers."""
+    cdef floating A[15]
+    cdef floating B[20]
+    cdef floating C[4]
+    cdef floating D[4]
+    cdef int i, ta, tb
+    for i in range(15):
+        A[i] = (i * 7) % 5 - 2
+    for i in range(20):
+        B[i] = (i * 3) % 7 - 3
+    for ta in range(2):
+        for tb in range(2):
+            for i in range(4):
+                C[i] = i
+                D[i] = i
+            # op(A):(1, 5) from A as (1, 5) or, transposed, its column 0 of a (5, 3)
+            _gemm_loop(ta, tb, 1, 4, 5, <floating>2, A, 3 if ta else 5, B, 5 if tb else 4,
+                       <floating>1, C, 4)
+            _gemv_row(ta, tb, 4, 5, <floating>2, A, 3 if ta else 5, B, 5 if tb else 4,
+                      <floating>1, D)
+            for i in range(4):
+                if C[i] != D[i]:
+                    return False
+    return True
+
+
+cdef inline void _gemv_row(bint trans_a, bint trans_b, Py_ssize_t n, Py_ssize_t k,
+                           floating alpha, const floating* A, Py_ssize_t lda,
+                           const floating* B, Py_ssize_t ldb, floating beta,
+                           floating* C) noexcept nogil:
+    """C:(1, n) := alpha op(A) @ op(B) + beta C for one row op(A):(1, k), through gemv:
+    C.T = op(B).T @ op(A).T, op(A)'s row read with stride lda when A is transposed."""
+    cdef int64_t incx = lda if trans_a else 1
+    # row-major B:(k, n) -> y = B.T x (CblasTrans); transposed B:(n, k) -> y = B x
+    if floating is float:
+        if trans_b:
+            _cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, B, ldb, A, incx, beta,
+                         C, 1)
+        else:
+            _cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, B, ldb, A, incx, beta, C,
+                         1)
+    else:
+        if trans_b:
+            _cblas_dgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, B, ldb, A, incx, beta,
+                         C, 1)
+        else:
+            _cblas_dgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, B, ldb, A, incx, beta, C,
+                         1)
 
 
 cdef bint _cblas_agrees(floating kind) noexcept:
@@ -306,6 +371,11 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
         return
     if m * n * k <= SMALL_GEMM:
         _gemm_loop(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        return
+    if m == 1 and _cblas_sgemv != NULL:
+        # one row (batch 1): OpenBLAS's gemm still packs B, its gemv streams it (M's 784x128
+        # float32 product: 46 -> 13 us here, bench/NOTES.md)
+        _gemv_row(trans_a, trans_b, n, k, alpha, A, lda, B, ldb, beta, C)
         return
     if _cblas:
         if floating is float:

@@ -454,3 +454,22 @@ def test_softmax_cross_entropy_of_a_non_finite_logit_is_not_finite(dtype, bad, w
     w = np.ones(4, dtype) if weighted else None
     loss = core.softmax_cross_entropy_loss(Z, np.zeros(4, np.int64), np.empty_like(Z), w)
     assert np.isnan(loss)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("n_in, n_out", [(784, 128), (5, 300), (64, 1), (1000, 7), (3, 100)])
+def test_one_row_products_equal_numpy(dtype, tol, n_in, n_out):
+    """Batch 1 goes through gemv (m == 1 in _gemm): forward, dX (B transposed) and dW (A
+    transposed, a one-row op(A) read with a stride) against float64 NumPy."""
+    rng = np.random.default_rng(n_in)
+    X = rng.standard_normal((1, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    dY = rng.standard_normal((1, n_out)).astype(dtype)
+    Y, dW, db, dX = (np.empty((1, n_out), dtype), np.empty_like(W), np.empty_like(b),
+                     np.empty_like(X))  # fmt: skip
+    core.dense_forward(X, W, b, Y)
+    core.dense_backward(X, W, dY, dW, db, dX)
+    X64, W64, dY64 = (a.astype(np.float64) for a in (X, W, dY))
+    for got, want in ((Y, X64 @ W64 + b), (dX, dY64 @ W64.T), (dW, X64.T @ dY64)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
