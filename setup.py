@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - only hit outside PEP 517 builds
     sys.exit("backprop-core needs Cython>=3.0 to build: pip install 'Cython>=3.0'")
 
 MODULES = [
-    "_blas", "_checks", "_dense", "_sparse", "_activations", "_losses", "_optim", "_executor"
+    "_blas", "_checks", "_dense", "_activations", "_losses", "_optim", "_executor"
 ]
 
 DEBUG = os.environ.get("BACKPROP_CYTHON_DEBUG") == "1"

@@ -14,3 +14,21 @@ def dense_backward(
     db: NDArray[F],
     dX: NDArray[F] | None = None,
 ) -> None: ...
+def csr_forward(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[F],
+    W: NDArray[F],
+    b: NDArray[F],
+    Y: NDArray[F],
+    rows: NDArray[np.int64] | None = None,
+) -> None: ...
+def csr_scatter(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[F],
+    dY: NDArray[F],
+    alpha: float,
+    W: NDArray[F],
+    rows: NDArray[np.int64] | None = None,
+) -> None: ...

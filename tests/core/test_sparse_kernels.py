@@ -1,5 +1,6 @@
-"""The CSR first-layer kernels (backprop_core._sparse) against scipy's and NumPy's float64
-products: csr_forward (Y := X[rows] @ W + b) and csr_scatter (W += alpha X[rows].T @ dY).
+"""The CSR first-layer kernels (backprop_core._dense, over _sparse.h) against scipy's and
+NumPy's float64 products: csr_forward (Y := X[rows] @ W + b) and csr_scatter
+(W += alpha X[rows].T @ dY).
 
 Tolerances: float64 results within 1e-12 of the reference relative to the largest magnitude
 of the output (the kernels sum in a different order than scipy: ~1e-16 per term); float32
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from backprop_core._sparse import csr_forward, csr_scatter
+from backprop_core._dense import csr_forward, csr_scatter
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
