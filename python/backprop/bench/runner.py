@@ -217,9 +217,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.mpi is not None:
-        from . import mpi  # not at import: its workers run as `python -m backprop.bench.mpi`
+        # not at import: its workers run as `python -m backprop.bench.mpi`, which runpy
+        # would find already imported
+        from .mpi import main as mpi_main
 
-        mpi.main(args)
+        mpi_main(args)
         return
     report = run(args)
     print_report(report)
