@@ -36,9 +36,9 @@ from .tools import (
     POOLS,
     TOOL_TITLES,
     Step,
-    available,
     build_ours,
     settle,
+    split_runnable,
 )
 
 #: the thread counts timed unless --threads names one
@@ -63,12 +63,7 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("--threads must be >= 1")
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
     min_seconds = 0.01 if args.quick else 0.1
-    skipped: list[dict[str, Any]] = []
-    for t in tools:
-        why = available(t)
-        if why is not None:
-            skipped.append({"tool": t, "case": "*", "reason": why})
-    runnable = [t for t in tools if not any(s["tool"] == t for s in skipped)]
+    runnable, skipped = split_runnable(tools)
 
     print(environment_note(), flush=True)
     load_before = load_average()

@@ -29,9 +29,9 @@ from .tools import (
     TOOL_TITLES,
     TOOLS,
     Step,
-    available,
     build_ours,
     settle,
+    split_runnable,
 )
 
 DESCRIPTION = (
@@ -62,12 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
     min_seconds = 0.01 if args.quick else 0.1
     settle_s = 0.0 if args.threads == 1 else 0.2  # one thread per BLAS: no idle pollers
-    skipped: list[dict[str, str]] = []
-    for t in tools:
-        why = available(t)
-        if why is not None:
-            skipped.append({"tool": t, "case": "*", "reason": why})
-    runnable = [t for t in tools if not any(s["tool"] == t for s in skipped)]
+    runnable, skipped = split_runnable(tools)
 
     # which kernels run is left to the report: finding out loads scipy's OpenBLAS, which would
     # then sit in the process during the timings, unlike in a run without the variables

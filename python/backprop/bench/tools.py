@@ -327,3 +327,13 @@ def settle(tool: str, seconds: float) -> None:
     if seconds > 0 and POOLS[tool] != _last_pool[0] and _last_pool[0] >= 0:
         time.sleep(seconds)
     _last_pool[0] = POOLS[tool]
+
+
+def split_runnable(tools: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(the tools whose packages are installed, a skip record for each of the others)."""
+    skipped: list[dict[str, Any]] = []
+    for t in tools:
+        why = available(t)
+        if why is not None:
+            skipped.append({"tool": t, "case": "*", "reason": why})
+    return [t for t in tools if not any(s["tool"] == t for s in skipped)], skipped
