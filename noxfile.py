@@ -13,6 +13,7 @@ with pytest, scikit-learn and hypothesis only (no torch: its pin is for 3.11 alo
 need torch, keras or onnx skip), and tests/smoke/run.py runs the subset listed in
 tests/smoke/paths.txt from a folder outside the source tree, so that only the installed
 package can be imported. Arguments after `--` go to run.py (--skip PATH, pytest options).
+With $BACKPROP_WHEELHOUSE set, the wheel is also copied into that folder (.ci/run checks it).
 
 simd: BACKPROP_SIMD=<clone> builds, in place in a scratch copy of the tree, extensions with
 that clone of the element-wise kernels alone (backprop_core/_simd.h), checks from the machine
@@ -149,6 +150,8 @@ def build_wheel_offline(session: nox.Session, src: pathlib.Path) -> pathlib.Path
 def smoke(session: nox.Session) -> None:
     """The sdist, built into a wheel offline, installed, and the smoke subset run on it."""
     wheel = build_wheel_offline(session, sdist(session))
+    if os.environ.get("BACKPROP_WHEELHOUSE"):  # CI checks and installs this wheel too
+        shutil.copy2(wheel, pathlib.Path(os.environ["BACKPROP_WHEELHOUSE"]))
     session.install(str(wheel), *SMOKE_DEPS)
     session.chdir(session.create_tmp())  # outside the tree: only the installed package imports
     session.run(

@@ -3,6 +3,7 @@ layer's kernels for CSR input (_sparse.h: csr_forward, csr_scatter; the executor
 inline forms in _sparse.pxd)."""
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memcpy
 
 from ._blas cimport _ensure_blas, _gemm
 from ._checks cimport _overlap
@@ -21,16 +22,30 @@ cdef enum:
     # largest W (items) that _dense_backward copies transposed on its stack for dX (32 KB
     # in float64)
     WT_MAX = 4096
+    # above this many multiply-adds (OpenBLAS's small-matrix range: 100^3), the forward
+    # product starts from the bias (beta 1)
+    BIAS_FIRST_MIN = 1000000
 
 
 cdef void _dense_forward(const floating* X, const floating* W, const floating* b, floating* Y,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
     """Y := X @ W + b   X:(n, n_in) W:(n_in, n_out) b:(n_out,) Y:(n, n_out)"""
-    _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>0, Y, n_out)
-    if floating is float:
-        bp_add_rows_f32(Y, b, n, n_out)
-    else:
-        bp_add_rows_f64(Y, b, n, n_out)
+    cdef Py_ssize_t i
+    if n * n_out * n_in <= BIAS_FIRST_MIN:
+        # small products: OpenBLAS's small-matrix kernels are faster with beta 0 (0.32 vs
+        # 0.46 us at 32x32x10)
+        _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>0, Y,
+              n_out)
+        if floating is float:
+            bp_add_rows_f32(Y, b, n, n_out)
+        else:
+            bp_add_rows_f64(Y, b, n, n_out)
+        return
+    # b in every row, then the product added to it (beta 1): one pass over Y besides the
+    # product instead of two (BLAS zeroing Y for beta 0, then b added)
+    for i in range(n):
+        memcpy(Y + i * n_out, b, n_out * sizeof(floating))
+    _gemm(False, False, n, n_out, n_in, <floating>1, X, n_in, W, n_out, <floating>1, Y, n_out)
 
 
 cdef void _dense_backward(const floating* X, const floating* W, const floating* dY,

@@ -184,8 +184,7 @@ BP_CLONES BP_UNUSED static void bp_colsum_##BP_S(const BP_T* dY, BP_T* db, Py_ss
     for (q = 1; q < r; q++)                                                                 \
         for (j = 0; j < m; j++) db[j] += acc[q * m + j];                                    \
 }                                                                                           \
-/* Y[i, :] += b for every row of Y:(n, m) (a BLAS product with beta = 1 is slower than     \
-   with beta = 0 for narrow outputs: 0.46 vs 0.32 us at 32x32x10) */                        \
+/* Y[i, :] += b for every row of Y:(n, m), after a small product (_dense_forward) */         \
 BP_CLONES BP_UNUSED static void bp_add_rows_##BP_S(BP_T* Y, const BP_T* b, Py_ssize_t n,     \
                                                    Py_ssize_t m) {                          \
     for (Py_ssize_t i = 0; i < n; i++)                                                      \

@@ -126,7 +126,7 @@ def test_runner_inference_quick(tmp_path):
     out = tmp_path / "inference.json"
     proc = subprocess.run(
         [sys.executable, "-m", "backprop.bench", "--inference", "--quick", "--cases",
-         "S b1,Mb1", "--repeat", "2", "--json", str(out)],
+         "S b1,Mb1", "--repeat", "2", "--no-import-time", "--json", str(out)],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     report = json.loads(out.read_text())
@@ -305,3 +305,12 @@ def test_a_missing_package_skips_its_predict_tools(monkeypatch, capsys):
     bench.print_report(report)
     printed = capsys.readouterr().out
     assert "skipped onnxruntime (*): onnxruntime is not installed" in printed
+
+
+def test_import_time_from_fresh_interpreters(monkeypatch):
+    # as a wheel runs it, from cached bytecode, even where the environment forbids writing it
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    imp = bench.timing.import_time(1)
+    assert imp["runs"] == 1
+    assert 0 < imp["import_seconds"] < imp["process_wall_seconds"]
+    assert imp["numpy_import_seconds"] > 0
