@@ -150,8 +150,10 @@ def build_wheel_offline(session: nox.Session, src: pathlib.Path) -> pathlib.Path
 def smoke(session: nox.Session) -> None:
     """The sdist, built into a wheel offline, installed, and the smoke subset run on it."""
     wheel = build_wheel_offline(session, sdist(session))
-    if os.environ.get("BACKPROP_WHEELHOUSE"):  # CI checks and installs this wheel too
-        shutil.copy2(wheel, pathlib.Path(os.environ["BACKPROP_WHEELHOUSE"]))
+    if os.environ.get("BACKPROP_WHEELHOUSE"):  # CI checks and installs it while the tests run
+        dest = pathlib.Path(os.environ["BACKPROP_WHEELHOUSE"]) / wheel.name
+        shutil.copy2(wheel, dest.with_suffix(".part"))
+        os.replace(dest.with_suffix(".part"), dest)  # whole when it appears
     session.install(str(wheel), *SMOKE_DEPS)
     session.chdir(session.create_tmp())  # outside the tree: only the installed package imports
     session.run(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable
 from typing import BinaryIO
@@ -36,7 +35,7 @@ def write_file(
         raise IsADirectoryError(f"{where}: {name!r} is {kind}; give the path of a file")
     directory = os.path.dirname(os.path.abspath(target))
     _remove_stale_temporaries(directory)
-    tmp = os.path.join(directory, f".backprop-save.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(directory, f".backprop-save.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # os.open with mode 0o666 lets the umask set the permissions, as for an ordinary file
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

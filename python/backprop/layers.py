@@ -9,18 +9,21 @@ set_weights, set_state).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_int, check_range
 
+if TYPE_CHECKING:  # numpy.random loads at the first model, not at `import backprop`
+    from numpy.random import Generator
+
 Array = NDArray[Any]
 
 # Each initializer draws a float64 (fan_in, fan_out)-aware sample; the model casts it to its
 # dtype, so float32 and float64 models with one seed start from the same (rounded) weights.
-Initializer = Callable[[np.random.Generator, tuple[int, ...], int, int], NDArray[np.float64]]
+Initializer = Callable[["Generator", tuple[int, ...], int, int], NDArray[np.float64]]
 
 INITIALIZERS: dict[str, Initializer] = {
     # He et al. 2015: N(0, 2 / fan_in), for ReLU-family layers
