@@ -80,29 +80,36 @@ extensions = [
 ]
 
 
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+    "cdivision": True,
+    "embedsignature": True,
+    "binding": True,
+    "linetrace": TRACE,
+}
+
+
 class BuildExt(build_ext):
-    """build_ext compiling JOBS extensions at a time (threads; `-j N` still overrides)."""
+    """build_ext compiling JOBS extensions at a time (threads; `-j N` still overrides), from C
+    that Cython generates here, JOBS modules at a time (processes): only a build cythonizes,
+    not the sdist or the metadata steps of a PEP 517 build."""
 
     def finalize_options(self):
         if self.parallel is None:
             self.parallel = JOBS
         super().finalize_options()
 
+    def run(self):
+        generated = cythonize(self.extensions, nthreads=JOBS, force=bool(self.force),
+                              compiler_directives=DIRECTIVES)
+        sources = {ext.name: ext.sources for ext in generated}
+        for ext in self.extensions:  # the same objects: setuptools has annotated them
+            ext.sources = sources[ext.name]
+        super().run()
 
-setup(
-    cmdclass={"build_ext": BuildExt},
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": DEBUG,
-            "wraparound": False,
-            "initializedcheck": DEBUG,
-            "nonecheck": False,
-            "cdivision": True,
-            "embedsignature": True,
-            "binding": True,
-            "linetrace": TRACE,
-        },
-    ),
-)
+
+setup(cmdclass={"build_ext": BuildExt}, ext_modules=extensions)
