@@ -1555,6 +1555,35 @@ cdef class Executor:
             raise _invalid_target(self.net.loss_kind, bad, self.net.n_out, T)
         return c.loss
 
+    def predict_exact(self, X):
+        """network(X) as a new (N, n_out) array of the dtype, if X is exactly what predict
+        reads: a finite, aligned, C-contiguous (N >= 1, n_in) buffer of the dtype; else None,
+        running nothing (the caller converts and checks X, with its messages). None too if
+        the output is not finite (the caller's checked path then says why)."""
+        cdef Py_buffer bx
+        cdef Py_ssize_t N
+        cdef bint ok
+        memset(&bx, 0, sizeof(Py_buffer))
+        if not _view(&bx, X, self._fmt, self._itemsize, 2):
+            return None
+        N = bx.shape[0]
+        ok = (N >= 1 and bx.shape[1] == self.net.n_in
+              and (<size_t>bx.buf) % <size_t>self._itemsize == 0)
+        if ok and N * self.net.n_in < NOGIL_SCAN:
+            ok = _finite(bx.buf, N * self.net.n_in, self._itemsize == 4)
+        elif ok:  # a long scan lets other threads run
+            with nogil:
+                ok = _finite(bx.buf, N * self.net.n_in, self._itemsize == 4)
+        PyBuffer_Release(&bx)
+        if not ok:
+            return None
+        out = np.empty((N, self.net.n_out), dtype=self.dtype)
+        self.predict(X, out)
+        _view(&bx, out, self._fmt, self._itemsize, 2)  # (.ctypes.data costs ~2 us)
+        ok = _finite(bx.buf, N * self.net.n_out, self._itemsize == 4)
+        PyBuffer_Release(&bx)
+        return out if ok else None
+
     def predict(self, X, out, Py_ssize_t chunk=1024):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype.
 

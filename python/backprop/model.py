@@ -294,6 +294,10 @@ class Sequential:
 
     def predict(self, X: Any) -> Array:
         """Network outputs (n_samples, n_outputs) — logits for the cross-entropy losses."""
+        # fast path: an X that needs no conversion is checked in C (finiteness too)
+        out: Array | None = self._executor.predict_exact(X)
+        if out is not None:
+            return out
         X = self._features(X, "predict")
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         self._executor.predict(X, out)
