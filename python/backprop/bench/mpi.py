@@ -29,7 +29,6 @@ import dataclasses
 import itertools
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ from backprop_core import blas_source
 
 from .cases import CASES, Case, make_data
 from .report import write_json
-from .timing import blas_report, cpu_name, environment_note, load_average
+from .timing import blas_report, environment_note, load_average, machine
 
 #: steps in the timed epoch, per case (others: from the case's work, see steps_for)
 STEPS = {"M": 600, "L": 40}
@@ -309,16 +308,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "pass": measured >= GOALS[r["case"]],
                     }
                 )
-    meta = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "backprop": bp.__version__,
-        "numpy": np.__version__,
+    meta = machine(("mpi4py",)) | {
         "mpi4py": mpi4py.__version__,
         "mpi_library": mpi_library,
-        "environment": environment_note(),
         "dtype": "float32",
         "ranks": n,
         "runs": runs,
