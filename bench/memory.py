@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -52,7 +51,7 @@ import numpy as np
 
 import backprop as bp
 from backprop.bench.cases import CASES, Case, Data, fit_batches, make_data
-from backprop.bench.timing import blas_report, cpu_name, environment_note, load_average
+from backprop.bench.timing import environment_note, load_average, machine
 from backprop.bench.tools import LR, numpy_step
 
 HERE = Path(__file__).resolve()
@@ -392,25 +391,17 @@ def main(argv: list[str] | None = None) -> None:
     print(environment_note(), flush=True)
     load_before = load_average()
     rows = compare(cases, tools, optimizers, args.epochs, args.repeat)
-    blas = blas_report()
-    meta: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "backprop": bp.__version__,
-        "numpy": np.__version__,
-        "blas": blas,
+    meta: dict[str, Any] = machine(()) | {
         "threads": {r["tool"]: r["threads"] for r in rows},
         "epochs": args.epochs,
         "repeat": args.repeat,
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "environment": environment_note(blas),
     }
     report: dict[str, Any] = {"meta": meta, "results": rows, "goals": goals(rows)}
     print(f"\n{meta['date']} | {meta['cpu']} | {meta['cpus']} CPUs | load "
           f"{load_before} -> {meta['load_average_after']}")  # fmt: skip
-    for b in blas:
+    for b in meta["blas"]:
         print(f"BLAS: {b['owner']}: {b['library']} {b['version']} {b['kernel']} "
               f"threads={b['threads']}")  # fmt: skip
     print(f"threads in the fit processes: {meta['threads']}")

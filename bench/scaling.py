@@ -34,15 +34,13 @@ import numpy as np
 import backprop as bp
 from backprop.bench.cases import Case, make_data
 from backprop.bench.timing import (
-    blas_report,
     calibrate,
-    cpu_name,
     environment_note,
     load_average,
+    machine,
     seconds_per_call,
 )
 from backprop.bench.tools import gemm_floor, ours_step
-from backprop_core import blas_source
 
 BATCHES = (1, 4, 16, 64, 256, 1024, 4096)
 WIDTHS = (16, 64, 256, 1024, 4096)
@@ -235,16 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = run(batches, widths, args.min_seconds, True, args.busy_limit, args.retries)
     for r in rows:
         r["disturbed"] = r["others_cpu"] is not None and r["others_cpu"] > args.busy_limit
-    blas = blas_report()
-    meta: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "backprop": bp.__version__,
-        "numpy": np.__version__,
+    meta: dict[str, Any] = machine(()) | {
         "net": f"width-width-width-{N_OUT}, ReLU, softmax cross-entropy, SGD, float32",
-        "blas": blas,
-        "backprop_blas": blas_source(),
         "threads": bp.get_num_threads(),
         "threads_set": args.threads,
         "min_seconds_per_timing": args.min_seconds,
@@ -252,12 +242,11 @@ def main(argv: list[str] | None = None) -> None:
         "disturbed_points": sum(r["disturbed"] for r in rows),
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "environment": environment_note(blas),
         "run_seconds": time.perf_counter() - start,
     }
     print(f"\n{meta['date']} | {meta['cpu']} | {meta['cpus']} CPUs | {meta['threads']} BLAS "
           f"threads | load {load_before} -> {meta['load_average_after']}")  # fmt: skip
-    for b in blas:
+    for b in meta["blas"]:
         print(f"BLAS: {b['owner']}: {b['library']} {b['version']} {b['kernel']} "
               f"threads={b['threads']}")  # fmt: skip
     print(f"net: {meta['net']}; train_step per step (ratio to the GEMM floor)\n")
