@@ -170,6 +170,16 @@ cdef bint _load_numpy_cblas() except -1:
     return True
 
 
+cdef inline void _check_operands(floating* A, floating* B) noexcept:
+    """A:(15,) and B:(20,) small integers of both signs, for the binding checks below: every
+    product of them is exact, so any disagreement is a wrong binding, not rounding."""
+    cdef int i
+    for i in range(15):
+        A[i] = (i * 7) % 5 - 2
+    for i in range(20):
+        B[i] = (i * 3) % 7 - 3
+
+
 cdef bint _gemv_agrees(floating kind) noexcept:
     """One-row products through gemv (_gemm's route for m == 1) against the direct loop,
     each transpose pair, with exact small integers."""
@@ -178,10 +188,7 @@ cdef bint _gemv_agrees(floating kind) noexcept:
     cdef floating C[4]
     cdef floating D[4]
     cdef int i, ta, tb
-    for i in range(15):
-        A[i] = (i * 7) % 5 - 2
-    for i in range(20):
-        B[i] = (i * 3) % 7 - 3
+    _check_operands(A, B)
     for ta in range(2):
         for tb in range(2):
             for i in range(4):
@@ -232,10 +239,7 @@ cdef bint _cblas_agrees(floating kind) noexcept:
     cdef floating D[12]
     cdef floating y[12]
     cdef int i, ta, tb
-    for i in range(15):
-        A[i] = (i * 7) % 5 - 2
-    for i in range(20):
-        B[i] = (i * 3) % 7 - 3
+    _check_operands(A, B)
     for ta in range(2):
         for tb in range(2):
             for i in range(12):
