@@ -1498,11 +1498,11 @@ cdef class Executor:
                 f"({c.at // batch_size} batches done); no update was made for it")
         return c.loss
 
-    def apply_gradient(self, grad):
-        """One optimizer step from the flat gradient grad:(n_params,) of the dtype (e.g. the
-        sum over data-parallel ranks), clipped and checked like a training step's: a
-        non-finite gradient, or an update that would overflow, raises FloatingPointError and
-        changes nothing."""
+    def apply_gradient(self, grad, double scale=1.0):
+        """One optimizer step from the flat gradient scale * grad, grad:(n_params,) of the
+        dtype (e.g. the sum over data-parallel ranks, scale 1 / their total weight), clipped
+        and checked like a training step's: a non-finite gradient, or an update that would
+        overflow, raises FloatingPointError and changes nothing."""
         cdef Py_buffer bg
         cdef Call c
         cdef Py_ssize_t bad
@@ -1513,7 +1513,10 @@ cdef class Executor:
             _acquire(&bg, grad, "grad", self._fmt, self._itemsize, self.net.n_params, False)
             if np.shares_memory(grad, self.theta):
                 raise ValueError("grad must not share memory with the parameters")
-            self.dtheta[...] = grad
+            if scale == 1.0:
+                self.dtheta[...] = grad
+            else:
+                np.multiply(grad, scale, out=self.dtheta)
             c.kind = CALL_APPLY
             with nogil:
                 bad = _run(&self.net, &c, self._itemsize == 4)

@@ -1,6 +1,7 @@
 """Data-parallel training over MPI: each rank (process) holds a replica of the model and a
-shard of the data; every step, one Allreduce sums the ranks' weighted gradients and every rank
-takes the same optimizer step, so the replicas stay identical.
+shard of the data; every step, one sum over the ranks (an Allreduce, or a shared-memory sum
+on one machine) adds the ranks' weighted gradients and every rank takes the same optimizer
+step, so the replicas stay identical.
 
     from mpi4py import MPI
     import backprop as bp
@@ -20,9 +21,10 @@ The rules (docs/distributed.md explains them with the cost model):
   seeds) must agree.
 - A step: each rank takes its next local batch, computes loss_and_gradient on it and scales
   the gradient by the batch's weight w_r (its row count, or its sample weights' sum); one
-  in-place Allreduce (SUM) of [gradient * w_r, w_r, loss * w_r, failures, stop requests]
-  in the model's dtype gives every rank the same sums; the step's gradient is the sum over
-  the total weight, which every rank hands to apply_gradient. The global step is the step
+  sum over the ranks (DataParallel's `reduction`: an in-place Allreduce, or on one machine a
+  shared-memory window) of [gradient * w_r, w_r, loss * w_r, failures, stop requests] in the
+  model's dtype gives every rank the same sums; the step's gradient is the sum over the
+  total weight, which every rank hands to apply_gradient. The global step is the step
   single-process training takes on the concatenation of the ranks' batches (in rank order).
 - Unequal shards: an epoch has as many steps as the largest shard needs
   (ceil(rows / batch_size)); a rank whose shard is exhausted (or whose batch weighs 0) takes
@@ -64,6 +66,7 @@ from numpy.typing import NDArray
 
 from ._validation import check_int, check_range, check_seed
 from .callbacks import CSVLogger, ModelCheckpoint
+from .reduction import METHODS, StepSum, step_sum
 from .training import Callback, History, Logs, Progress, as_callbacks, compute_metrics
 
 if TYPE_CHECKING:
@@ -190,12 +193,17 @@ class DataParallel:
     Intracomm, e.g. MPI.COMM_WORLD): each rank calls fit() with its own shard of the data.
     See the module's docstring for the rules.
 
+    reduction: how a step sums the ranks' buffers: "shared" (the ranks share one machine:
+    an MPI-3 shared-memory window, about half an Allreduce's time), "allreduce" (one
+    in-place MPI Allreduce, any ranks) or "auto" (shared when every rank of comm is on this
+    machine, else allreduce). The first fit makes the sum (collective); close() frees it.
+
     stats: after fit, {"steps", "seconds", "allreduce_seconds"}: the steps taken, the wall
-    time of the step loop and the time spent in the steps' Allreduce (waiting for the
-    slowest rank included).
+    time of the step loop and the time spent in the steps' sums (waiting for the slowest
+    rank included).
     """
 
-    def __init__(self, model: Sequential, comm: Any) -> None:
+    def __init__(self, model: Sequential, comm: Any, *, reduction: str = "auto") -> None:
         from mpi4py import MPI  # the `mpi` extra; imported only when used
 
         from .model import Sequential
@@ -207,8 +215,15 @@ class DataParallel:
                 f"DataParallel: comm must be an mpi4py intracommunicator (MPI.COMM_WORLD), "
                 f"got {type(comm).__name__}"
             )
+        if reduction not in METHODS:
+            raise ValueError(
+                f"DataParallel: reduction must be one of {', '.join(map(repr, METHODS))}, "
+                f"got {reduction!r:.100}"
+            )
         self.model = model
         self.comm = comm
+        self.reduction = reduction
+        self._sum: StepSum | None = None
         self.rank = int(comm.Get_rank())
         self.size = int(comm.Get_size())
         self._mpi: Any = MPI
@@ -219,6 +234,26 @@ class DataParallel:
 
     def __repr__(self) -> str:
         return f"DataParallel(rank={self.rank}, size={self.size}, model={self.model!r})"
+
+    @property
+    def reduction_method(self) -> str | None:
+        """The sum the fits use, "shared" or "allreduce" (None before the first fit)."""
+        return None if self._sum is None else self._sum.method
+
+    def close(self) -> None:
+        """Free the step sum's shared memory. Collective: every rank calls it, outside fit;
+        a later fit makes a new sum."""
+        if self._sum is not None:
+            self._sum.free()
+            self._sum = None
+
+    def __enter__(self) -> DataParallel:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        # after an exception the ranks may not all be here: a collective could hang
+        if kind is None:
+            self.close()
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -371,6 +406,9 @@ class DataParallel:
         assert state is not None and seed is not None
         state["dropout_rng"] = dropout_seed(seed, self.rank)
         model.set_state(state)
+        if self._sum is None:
+            self._sum = step_sum(self._mpi, self.comm, model.n_params + 4, model.dtype,
+                                 self.reduction)  # fmt: skip
 
         steps = max(math.ceil(n / batch_size) for n in rows)
         hooks: list[Callback] = data["hooks"]
@@ -509,8 +547,9 @@ class DataParallel:
             self._hook(hook.on_train_begin, {})
         per_batch = [h for h in hooks if _per_batch(h)]
         n = model.n_params
-        # [gradient * w, w, loss * w, failures, stop requests]: one Allreduce per step
-        buf = np.zeros(n + 4, dtype=model.dtype)
+        # [gradient * w, w, loss * w, failures, stop requests]: one sum per step
+        assert self._sum is not None
+        summing, buf = self._sum, self._sum.buf
         params = model.parameters()
         weights = params[0::2]  # W0, W1, ...: the views the l2 penalty is on
         spans, offset = [], 0
@@ -539,9 +578,9 @@ class DataParallel:
                                      penalty)  # fmt: skip
                 buf[n + 2] = self._failing()
                 t0 = time.perf_counter()
-                self.comm.Allreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
+                sums = summing.reduce()
                 self.stats["allreduce_seconds"] += time.perf_counter() - t0
-                if buf[n + 2] > 0:
+                if sums[n + 2] > 0:
                     try:
                         self._raise_failures()
                     except FloatingPointError as e:
@@ -550,19 +589,19 @@ class DataParallel:
                         warnings.warn(str(e), RuntimeWarning, stacklevel=4)
                         history.stop_reason = "non-finite"
                         return
-                if buf[n + 3] > 0:  # a stop request: no step, on every rank
+                if sums[n + 3] > 0:  # a stop request: no step, on every rank
                     model.stop_training = True
                     break
-                total = float(buf[n])
+                total = float(sums[n])
                 if not total > 0:
                     continue
-                grad = buf[:n]
-                if l2:
+                grad = sums[:n]
+                if l2:  # the sums may be read-only (shared): the penalty on a copy
+                    grad = grad.copy()
                     for (a, b), W in zip(w_spans, weights, strict=True):
                         grad[a:b] += l2 * W.reshape(-1)
-                grad /= buf.dtype.type(total)
                 try:
-                    model.apply_gradient(grad)
+                    model.apply_gradient(grad, scale=1.0 / total)
                 except FloatingPointError as e:  # the same sums: refused on every rank alike
                     message = (
                         f"DataParallel.fit: training diverged in epoch {epoch + 1}, step "
@@ -574,7 +613,7 @@ class DataParallel:
                     warnings.warn(message, RuntimeWarning, stacklevel=4)
                     history.stop_reason = "non-finite"
                     return
-                batch_loss = float(buf[n + 1]) + penalty
+                batch_loss = float(sums[n + 1]) + penalty
                 loss_sum += batch_loss
                 weight_sum += total
                 taken += 1
@@ -644,8 +683,9 @@ class DataParallel:
         exhausted or the batch weighs 0); an exception is kept for the collective."""
         n = self.model.n_params
         lo, hi = step * batch_size, min((step + 1) * batch_size, data["rows"])
-        buf[: n + 4] = 0
+        buf[n:] = 0
         if lo >= hi or self._pending is not None:
+            buf[:n] = 0
             return
         try:
             rows = slice(lo, hi) if perm is None else perm[lo:hi]
@@ -653,11 +693,13 @@ class DataParallel:
             wb = None if data["w"] is None else data["w"][rows]
             weight = float(hi - lo) if wb is None else float(np.sum(wb, dtype=np.float64))
             if not weight > 0:
+                buf[:n] = 0
                 return
-            loss, grad = self.model.loss_and_gradient(Xb, yb, wb, where="DataParallel.fit")
+            grad = buf[:n]
+            loss, _ = self.model.loss_and_gradient(Xb, yb, wb, out=grad, where="DataParallel.fit")
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the batch's loss is {loss}")
-            np.multiply(grad, buf.dtype.type(weight), out=buf[:n])
+            grad *= buf.dtype.type(weight)
             if l2:  # the penalty goes in once, after the sum
                 for (a, b), W in zip(w_spans, weights, strict=True):
                     buf[a:b] -= l2 * W.reshape(-1)

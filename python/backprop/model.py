@@ -23,6 +23,7 @@ from ._validation import (
     as_sample_weight,
     as_targets,
     check_int,
+    check_positive,
     check_range,
     check_result,
     check_seed,
@@ -217,23 +218,46 @@ class Sequential:
         return grads
 
     def loss_and_gradient(
-        self, X: Any, y: Any, sample_weight: Any = None, *, where: str = "loss_and_gradient"
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        out: Array | None = None,
+        where: str = "loss_and_gradient",
     ) -> tuple[float, Array]:
         """(mean loss, flat gradient) for the batch (X, y) at the current weights, nothing
-        updated. The gradient is a new (n_params,) array laid out as the concatenation of
-        get_weights() flattened (W0, b0, W1, b1, ...)."""
+        updated. The gradient, laid out as the concatenation of get_weights() flattened
+        (W0, b0, W1, b1, ...), is written into `out` ((n_params,) of the model's dtype,
+        e.g. a buffer reused every step) or else into a new array."""
         X, y = self._batch(X, y, where, check_range=False)
         w = as_sample_weight(sample_weight, X.shape[0], self.dtype, where)
-        grad = np.empty_like(self._theta)
+        if out is None:
+            grad = np.empty_like(self._theta)
+        elif (
+            not isinstance(out, np.ndarray)
+            or out.shape != (self.n_params,)
+            or out.dtype != self.dtype
+        ):
+            raise ValueError(
+                f"{where}: out must be a numpy array of shape ({self.n_params},) and dtype "
+                f"{self.dtype}, got {type(out).__name__} {getattr(out, 'dtype', '')} "
+                f"{getattr(out, 'shape', '')}"
+            )
+        elif not out.flags.writeable:
+            raise ValueError(f"{where}: out is read-only")
+        else:
+            grad = out
         loss = float(self._executor.step(X, y, MODE_GRAD, sample_weight=w, out=grad))
         check_result(grad.reshape(1, -1), "a gradient", where, self.dtype)
         return loss, grad
 
-    def apply_gradient(self, grad: Any) -> None:
-        """One optimizer step from a flat gradient laid out as loss_and_gradient returns it
-        (n_params,), for gradients computed elsewhere (e.g. summed over data-parallel ranks):
-        clipped, checked and applied exactly as a train_step applies its own; a non-finite
-        gradient or an overflowing update raises FloatingPointError and changes nothing."""
+    def apply_gradient(self, grad: Any, *, scale: float = 1.0) -> None:
+        """One optimizer step from the flat gradient scale * grad, grad laid out as
+        loss_and_gradient returns it (n_params,), for gradients computed elsewhere (e.g.
+        summed over data-parallel ranks, scale > 0: 1 / their total weight): clipped, checked and
+        applied exactly as a train_step applies its own; a non-finite gradient or an
+        overflowing update raises FloatingPointError and changes nothing."""
         if self.optimizer is None:
             raise RuntimeError(
                 "apply_gradient: the model has no optimizer; call model.compile(loss=..., "
@@ -245,7 +269,8 @@ class Sequential:
                 f"apply_gradient: grad must be a float array of shape ({self.n_params},), "
                 f"got {g.dtype} {g.shape}"
             )
-        self._executor.apply_gradient(np.ascontiguousarray(g, dtype=self.dtype))
+        factor = check_positive(scale, "apply_gradient: scale")
+        self._executor.apply_gradient(np.ascontiguousarray(g, dtype=self.dtype), factor)
 
     def _offsets(self) -> list[tuple[int, int]]:
         """(offset of W, offset of b) in the flat parameters, per Dense."""

@@ -32,17 +32,18 @@ def test_mpi_mode_quick_case_m_writes_json(tmp_path):
     assert result["case"] == "M" and result["widths"] == [784, 128, 10]
     assert result["batch_per_rank"] == 64 and result["steps"] == 60  # a tenth with --quick
     assert result["buffer_mb"] == pytest.approx((101_770 + 4) * 4 / 1e6)
+    assert result["reduction"] == "shared"  # "auto" on one machine, 0.4 MB
     configs = result["configurations"]
     assert list(configs) == ["fit-1t", "fit-2t", "dp-1", "dp-2", "fit-1t x2"]
     for name, c in configs.items():  # the BLAS threads each configuration's products used
         assert c["threads"] == (2 if name == "fit-2t" else 1), name
         assert c["blas"]
     figures = result["figures"]
-    assert set(configs) | {"dp-2 / dp-1", "fit-1t x2 / fit-1t", "dp-2 allreduce %"} <= set(figures)
+    assert set(configs) | {"dp-2 / dp-1", "fit-1t x2 / fit-1t", "dp-2 sum %"} <= set(figures)
     for name, f in figures.items():
         assert f["runs"] == [f["median"]] == [f["min"]] == [f["max"]], name
         assert math.isfinite(f["median"]) and f["median"] > 0, name
-    assert figures["dp-2 allreduce %"]["median"] < 100
+    assert figures["dp-2 sum %"]["median"] < 100
     rates = {k: figures[k]["median"] for k in ("dp-1", "dp-2", "fit-1t", "fit-1t x2")}
     assert figures["dp-2 / dp-1"]["median"] == pytest.approx(rates["dp-2"] / rates["dp-1"])
     assert figures["fit-1t x2 / fit-1t"]["median"] == pytest.approx(

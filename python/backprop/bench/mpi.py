@@ -10,9 +10,10 @@ ratios, the paired ratios) see the same machine load:
 - fit-1t xN: N independent fit-1t processes at once, their summed throughput: what N ranks
   could reach on this machine at that moment with no communication at all (the ceiling).
 Throughput is training samples per second of one epoch's step loop (the slowest rank's
-time) after a warm-up epoch. allreduce% is the share of dp-N's step loop spent in the
-step's Allreduce (waiting for the slower rank included); bare% the share a bare Allreduce
-of the same buffer takes (timed alone after the fit). The report gives, per figure, the
+time) after a warm-up epoch. sum% is the share of dp-N's step loop spent in the step's sum
+over the ranks (DataParallel's reduction, "auto": a shared-memory sum on one machine;
+waiting for the slower rank included); bare% the share a bare sum of the same buffer takes
+(timed alone after the fit). The report gives, per figure, the
 median over the runs with its min and max, the project's scaling goals for 2 ranks, the
 load average before and after, the BLAS and threads each configuration ran with, and the
 one-thread GEMM rate (L's largest product) for the cost model in docs/distributed.md.
@@ -125,6 +126,7 @@ def worker(mode: str, case_name: str, threads: int, batch: int, steps: int) -> d
     from mpi4py import MPI  # the mpi extra: only in the dp worker
 
     from ..distributed import DataParallel
+    from ..reduction import step_sum
 
     comm = MPI.COMM_WORLD
     data = make_data(case, steps, seed=comm.Get_rank())
@@ -136,21 +138,25 @@ def worker(mode: str, case_name: str, threads: int, batch: int, steps: int) -> d
     seconds = comm.allreduce(stats["seconds"], op=MPI.MAX)
     share = comm.allreduce(stats["allreduce_seconds"] / stats["seconds"]) / comm.size
     compute = comm.allreduce(stats["seconds"] - stats["allreduce_seconds"]) / comm.size
-    buf = np.zeros(model.n_params + 4, dtype=np.float32)  # DataParallel's step buffer
+    method = dp.reduction_method
+    dp.close()
+    summing = step_sum(MPI, comm, model.n_params + 4, np.float32, method)  # as the step's
     times = []
     for _ in range(25):
         comm.Barrier()
         start = time.perf_counter()
-        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        summing.reduce()
         times.append(time.perf_counter() - start)
+    summing.free()
     bare = comm.allreduce(statistics.median(times[5:]), op=MPI.MAX)
     return {
         "samples_per_s": data.X.shape[0] * comm.size / seconds,
-        "allreduce_share": share,
+        "sum_share": share,
         "bare_share": bare * stats["steps"] / seconds,
         "bare_ms": bare * 1e3,
         "compute_ms": compute / stats["steps"] * 1e3,
-        "buffer_mb": buf.nbytes / 1e6,
+        "buffer_mb": summing.buf.nbytes / 1e6,
+        "reduction": method,
         "ranks": comm.size,
         "rank": comm.Get_rank(),
         "mpi": " ".join(MPI.Get_library_version().splitlines()[0].split()),
@@ -269,9 +275,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{together} / fit-1t": rate[together] / rate["fit-1t"],
                 f"{dp_n} / {together}": rate[dp_n] / rate[together],
                 f"{dp_n} / {fit_n}": rate[dp_n] / rate[fit_n],
-                f"{dp_n} allreduce %": 100 * got[dp_n]["allreduce_share"],
-                f"{dp_n} bare allreduce %": 100 * got[dp_n]["bare_share"],
-                f"{dp_n} bare allreduce ms": got[dp_n]["bare_ms"],
+                f"{dp_n} sum %": 100 * got[dp_n]["sum_share"],
+                f"{dp_n} bare sum %": 100 * got[dp_n]["bare_share"],
+                f"{dp_n} bare sum ms": got[dp_n]["bare_ms"],
                 "dp-1 compute ms": got["dp-1"]["compute_ms"],
                 f"{dp_n} compute ms": got[dp_n]["compute_ms"],
             }
@@ -282,6 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             configs = {k: {"blas": v["blas"], "threads": v["threads"]} for k, v in got.items()}
             mpi_library = got[dp_n]["mpi"]
             buffer_mb = got[dp_n]["buffer_mb"]
+            reduction = got[dp_n]["reduction"]
         results.append(
             {
                 "case": name,
@@ -290,6 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "steps": steps,
                 "flops_per_sample": flops_per_sample(case),
                 "buffer_mb": buffer_mb,
+                "reduction": reduction,
                 "configurations": configs,
                 "figures": {k: _summary(v) for k, v in per_run.items()},
             }
@@ -345,7 +353,8 @@ def print_report(report: dict[str, Any]) -> None:
         rate = r["figures"]["fit-1t"]["median"] * r["flops_per_sample"] / 1e9
         print(
             f"\ncase {r['case']}: {'-'.join(map(str, r['widths']))}, batch {r['batch_per_rank']} "
-            f"per rank, {r['steps']} steps, {r['buffer_mb']:.2f} MB Allreduce buffer; median of "
+            f"per rank, {r['steps']} steps, a {r['buffer_mb']:.2f} MB buffer summed by "
+            f"{r.get('reduction', 'allreduce')} each step; median of "
             f"{meta['runs']} paired runs (min - max); fit-1t runs "
             f"{r['flops_per_sample'] / 1e6:.2f} MFLOP per sample at {rate:.1f} GFLOP/s"
         )

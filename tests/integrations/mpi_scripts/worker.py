@@ -1,4 +1,5 @@
-"""One rank of the MPI tests: `mpiexec -n 2 python -m mpi4py worker.py SCENARIO OUTDIR`.
+"""One rank of the MPI tests: `mpiexec -n 2 python -m mpi4py worker.py SCENARIO OUTDIR
+[REDUCTION]` (REDUCTION: DataParallel's, default "auto").
 
 Each rank writes OUTDIR/SCENARIO-r<rank>.pkl: {name: what that part of the scenario left
 (weights, optimizer state, history, the exception it raised)}; test_mpi.py compares them.
@@ -10,6 +11,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,11 @@ from mpi4py import MPI
 
 import backprop as bp
 from backprop.distributed import DataParallel
+from backprop.reduction import step_sum
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
+REDUCTION = sys.argv[3] if len(sys.argv) > 3 else "auto"
 
 
 def outcome(net: bp.Sequential, history: bp.History | None = None, **extra: Any) -> dict:
@@ -90,10 +94,55 @@ def exact(out: Path) -> dict:
         if case.get("sparse"):
             X = scipy.sparse.csr_matrix(X)
             val = (scipy.sparse.csr_matrix(val[0]), val[1]) if val is not None else None
-        history = DataParallel(net, comm).fit(
-            X, y, sample_weight=w, validation_data=val, **case["fit"], **extra
-        )
-        results[name] = outcome(net, history)
+        with DataParallel(net, comm, reduction=REDUCTION) as dp:
+            history = dp.fit(X, y, sample_weight=w, validation_data=val, **case["fit"], **extra)
+            method = dp.reduction_method
+        results[name] = outcome(net, history, method=method, closed=dp.reduction_method)
+    return results
+
+
+def sums(out: Path) -> dict:
+    """step_sum's sums over this job's ranks, for each method, dtype and a few sizes (parts
+    of odd lengths, fewer elements than ranks): 30 steps each, the ranks held up at random
+    points so that a fast rank writes its next contribution while a slow one still reads."""
+    results: dict[str, Any] = {}
+    for method in ("shared", "allreduce"):
+        for dtype in ("float32", "float64"):
+            for size in (1, 2, 37, 1001, 10_007):
+                summing = step_sum(MPI, comm, size, dtype, method)
+                pause = np.random.default_rng([rank, size])
+                got, want = [], []
+                for step in range(30):
+                    data = [
+                        np.random.default_rng([r, step, size]).standard_normal(size)
+                        for r in range(comm.Get_size())
+                    ]
+                    if pause.random() < 0.3:
+                        time.sleep(pause.random() * 1e-3)
+                    summing.buf[:] = data[rank]
+                    total = summing.reduce()
+                    if pause.random() < 0.3:
+                        time.sleep(pause.random() * 1e-3)
+                    got.append(total.copy())
+                    want.append(np.sum(data, axis=0))
+                results[f"{method}-{dtype}-{size}"] = {
+                    "method": summing.method,
+                    "got": np.array(got),
+                    "want": np.array(want),
+                }
+                summing.free()
+    for method, size in (("auto", 3), ("auto", 2048), ("shared", 3), ("allreduce", 2048),
+                         ("nccl", 3)):  # fmt: skip
+        try:
+            made = step_sum(MPI, comm, size, "float64", method)
+            results[f"make-{method}-{size}"] = made.method
+            made.free()
+        except ValueError as e:
+            results[f"make-{method}-{size}"] = f"ValueError: {e}"
+    try:
+        DataParallel(model(CASES["sgd"]), comm, reduction="ring")
+    except ValueError as e:
+        results["dp-ring"] = f"ValueError: {e}"
     return results
 
 
@@ -157,7 +206,8 @@ def abort(out: Path) -> dict:
 
 def main() -> None:
     scenario, out = sys.argv[1], Path(sys.argv[2])
-    results = {"exact": exact, "faults": faults, "kill": kill, "abort": abort}[scenario](out)
+    scenarios = {"exact": exact, "sums": sums, "faults": faults, "kill": kill, "abort": abort}
+    results = scenarios[scenario](out)
     with open(out / f"{scenario}-r{rank}.pkl", "wb") as f:
         pickle.dump(results, f)
 
