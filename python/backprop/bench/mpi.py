@@ -139,6 +139,7 @@ def worker(mode: str, case_name: str, threads: int, batch: int, steps: int) -> d
     share = comm.allreduce(stats["allreduce_seconds"] / stats["seconds"]) / comm.size
     compute = comm.allreduce(stats["seconds"] - stats["allreduce_seconds"]) / comm.size
     method = dp.reduction_method
+    assert method is not None  # fit made the sum
     dp.close()
     summing = step_sum(MPI, comm, model.n_params + 4, np.float32, method)  # as the step's
     times = []
