@@ -104,7 +104,10 @@ def make_data(case: Case, n_batches: int, seed: int = 0, dtype: str = "float32")
 
 
 def fit_batches(case: Case, quick: bool) -> int:
-    """Batches in the fit epoch: enough that the epoch lasts tens of ms, at least 4."""
+    """Batches in the fit epoch: about 2e7 (2e6 with --quick) of batch x sum(widths) x
+    widths[1], 4 to 2000 (500): epochs of a few ms whose X mostly stays in cache (M: 4
+    batches, 0.8 MB), as train_step's one batch does. A fit over an X in main memory pays
+    more per step: bench/NOTES.md, 2026-12-02 18:45."""
     work = case.batch * sum(case.widths) * case.widths[1]
     return max(4, min(500 if quick else 2000, int((2e6 if quick else 2e7) // work)))
 
