@@ -66,9 +66,10 @@ def exact(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict]
     return results("exact", out, request.param), out, request.param
 
 
-@pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    return results("faults", tmp_path_factory.mktemp("mpi_faults"))
+@pytest.fixture(scope="module", params=["shared", "allreduce"])
+def faults(request, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The fault scenarios with each way of summing a step (the failure flags go through it)."""
+    return results("faults", tmp_path_factory.mktemp("mpi_faults"), request.param)
 
 
 # -- exactness ------------------------------------------------------------------------------
@@ -198,12 +199,15 @@ def test_on_nonfinite_stop_and_a_stop_on_one_rank_end_every_rank_alike(faults) -
 # -- a rank that dies, an uncaught error ----------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", ["kill", "abort"])
-def test_the_job_ends_when_a_rank_dies_or_raises_uncaught(tmp_path, scenario) -> None:
-    """kill: rank 1 SIGKILLs itself at step 4 of a long fit; abort: rank 1 raises outside
-    fit while rank 0 waits in a Barrier (python -m mpi4py calls MPI_Abort). mpiexec must
-    end the job with an error well within the timeout, and rank 0 must not carry on."""
-    done, seconds = launch(scenario, tmp_path)
+@pytest.mark.parametrize(
+    ("scenario", "reduction"), [("kill", "shared"), ("kill", "allreduce"), ("abort", "auto")]
+)
+def test_the_job_ends_when_a_rank_dies_or_raises_uncaught(tmp_path, scenario, reduction) -> None:
+    """kill: rank 1 SIGKILLs itself at step 4 of a long fit (rank 0 then waits in the step's
+    barrier or Allreduce); abort: rank 1 raises outside fit while rank 0 waits in a Barrier
+    (python -m mpi4py calls MPI_Abort). mpiexec must end the job with an error well within
+    the timeout, and rank 0 must not carry on."""
+    done, seconds = launch(scenario, tmp_path, reduction)
     assert done.returncode != 0
     assert seconds < TIMEOUT
     assert not list(tmp_path.glob("finished-*"))

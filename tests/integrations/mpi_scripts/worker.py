@@ -30,6 +30,10 @@ rank = comm.Get_rank()
 REDUCTION = sys.argv[3] if len(sys.argv) > 3 else "auto"
 
 
+def parallel(net: bp.Sequential) -> DataParallel:
+    return DataParallel(net, comm, reduction=REDUCTION)
+
+
 def outcome(net: bp.Sequential, history: bp.History | None = None, **extra: Any) -> dict:
     state = net.get_state()
     return {
@@ -154,7 +158,7 @@ def faults(out: Path) -> dict:
     def run(name: str, *, net: bp.Sequential | None = None, Xr: Any = X, **kwargs: Any) -> None:
         net = net or model(case)
         kw = {"epochs": 2, "batch_size": 4, "shuffle": False} | kwargs
-        results[name] = attempt(net, lambda: DataParallel(net, comm).fit(Xr, y, **kw))
+        results[name] = attempt(net, lambda: parallel(net).fit(Xr, y, **kw))
 
     bad = X.copy()
     if rank == 1:
@@ -165,7 +169,7 @@ def faults(out: Path) -> dict:
     run("config", net=model(case | other))
 
     def runs(name: str, yr: Any, **kwargs: Any) -> None:
-        results[name] = attempt(net, lambda: DataParallel(net, comm).fit(X, yr, **kwargs))
+        results[name] = attempt(net, lambda: parallel(net).fit(X, yr, **kwargs))
 
     huge = y.copy()
     if rank == 1:
@@ -191,7 +195,7 @@ def kill(out: Path) -> dict:
     net = model(case)
     X, y, _ = shard(case, rank, rows=4000)
     die = At(3, lambda: os.kill(os.getpid(), signal.SIGKILL)) if rank == 1 else None
-    DataParallel(net, comm).fit(X, y, epochs=1000, batch_size=4, callbacks=[die] if die else None)
+    parallel(net).fit(X, y, epochs=1000, batch_size=4, callbacks=[die] if die else None)
     (out / f"finished-r{rank}").write_text("the job went on")  # must not happen
     return {}
 
