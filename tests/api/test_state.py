@@ -274,6 +274,7 @@ LEVELS = {
     "training": 2,
     "summary": 2,
     "_atomic": 0,
+    "reduction": 0,
     "onnx_export": 2,
     "torch_interop": 2,
     "weights_file": 2,
