@@ -18,6 +18,7 @@ mpi4py is not imported here: the caller passes its MPI module.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,7 +26,14 @@ from numpy.typing import NDArray
 
 Array = NDArray[Any]
 
-__all__ = ["METHODS", "AllreduceSum", "SharedSum", "StepSum", "step_sum"]
+__all__ = [
+    "METHODS",
+    "AllreduceSum",
+    "SharedSum",
+    "StepSum",
+    "shared_memory_free",
+    "step_sum",
+]
 
 #: step_sum's `method`s
 METHODS = ("auto", "allreduce", "shared")
@@ -36,6 +44,26 @@ _ALIGN = 64
 #: "auto" sums smaller buffers with an Allreduce: one small message beats the two barriers
 #: (on 2 ranks here, 4,000 float32 took 16 us either way; 100,000: 32 against 260 us)
 SHARED_MIN_BYTES = 16384
+
+
+#: where mpich (and Open MPI) keep shared-memory segments on Linux
+SHM_DIR = "/dev/shm"
+
+
+def shared_memory_free() -> int | None:
+    """Free bytes in SHM_DIR (None where there is no such directory). A window larger than
+    that would fault (SIGBUS) when touched, not fail to allocate: containers often give
+    /dev/shm only 64 MB."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _stride(size: int, dtype: np.dtype[Any]) -> int:
+    """Bytes of one rank's slice: `size` items, rounded up to whole cache lines."""
+    return -(-size * dtype.itemsize // _ALIGN) * _ALIGN
 
 
 class StepSum(Protocol):
@@ -75,7 +103,7 @@ class SharedSum:
     def __init__(self, mpi: Any, node: Any, size: int, dtype: Any) -> None:
         dt = np.dtype(dtype)
         p, rank = node.Get_size(), node.Get_rank()
-        stride = -(-size * dt.itemsize // _ALIGN) * _ALIGN
+        stride = _stride(size, dt)
         # rank 0 also holds the result, after its slice
         nbytes = stride * (2 if rank == 0 else 1)
         self._mpi = mpi
@@ -129,9 +157,10 @@ class SharedSum:
 
 def step_sum(mpi: Any, comm: Any, size: int, dtype: Any, method: str = "auto") -> StepSum:
     """The step's sum of (size,) buffers of `dtype` over `comm` (collective): "shared" (all
-    ranks on one machine; raises ValueError otherwise), "allreduce", or "auto": shared when
-    `comm` has more than one rank, all share one machine and the buffer holds at least
-    SHARED_MIN_BYTES, else allreduce."""
+    ranks on one machine, the window at most half the free shared memory; raises ValueError
+    otherwise, on every rank), "allreduce", or "auto": shared when `comm` has more than one
+    rank, all share one machine, the buffer holds at least SHARED_MIN_BYTES and the window
+    fits so, else allreduce."""
     if method not in METHODS:
         raise ValueError(
             f"reduction must be one of {', '.join(map(repr, METHODS))}, got {method!r:.100}"
@@ -146,6 +175,19 @@ def step_sum(mpi: Any, comm: Any, size: int, dtype: Any, method: str = "auto") -
             raise ValueError(
                 "reduction='shared' needs every rank of comm on one machine (shared memory); "
                 "use 'allreduce' or 'auto'"
+            )
+        return AllreduceSum(mpi, comm, size, dtype)
+    need = (node.Get_size() + 1) * _stride(size, np.dtype(dtype))  # the slices and the result
+    free = shared_memory_free()
+    # the ranks decide together: a rank that went its own way would wait forever
+    fits = bool(node.allreduce(free is None or need <= free // 2, op=mpi.LAND))
+    if not fits:
+        node.Free()
+        if method == "shared":
+            raise ValueError(
+                f"reduction='shared' needs {need / 2**20:.1f} MiB of shared memory, more than "
+                f"half of what {SHM_DIR} has free on some rank; use 'allreduce' or 'auto' "
+                f"(or give {SHM_DIR} more room)"
             )
         return AllreduceSum(mpi, comm, size, dtype)
     return SharedSum(mpi, node, size, dtype)

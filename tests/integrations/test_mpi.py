@@ -155,6 +155,9 @@ def test_step_sum_methods_and_their_errors(sums) -> None:
         assert rank["make-nccl-3"].startswith("ValueError: reduction must be one of 'auto'")
         assert "DataParallel: reduction must be one of" in rank["dp-ring"]
         assert "'ring'" in rank["dp-ring"]
+        # 3 ranks' slices and the result of 80,000 bytes: more than half of 100,000 free
+        assert rank["tight-auto"] == "allreduce"
+        assert rank["tight-shared"].startswith("ValueError: reduction='shared' needs 0.3 MiB")
 
 
 # -- faults ---------------------------------------------------------------------------------

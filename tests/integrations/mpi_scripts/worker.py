@@ -22,6 +22,7 @@ from cases import CASES, model, shard, val_shard
 from mpi4py import MPI
 
 import backprop as bp
+from backprop import reduction
 from backprop.distributed import DataParallel
 from backprop.reduction import step_sum
 
@@ -147,6 +148,15 @@ def sums(out: Path) -> dict:
         DataParallel(model(CASES["sgd"]), comm, reduction="ring")
     except ValueError as e:
         results["dp-ring"] = f"ValueError: {e}"
+    # a /dev/shm with little room (a container's 64 MB) on one rank: every rank falls back
+    # (auto) or refuses (shared), none allocates a window that would fault when touched
+    if rank == 1:
+        reduction.shared_memory_free = lambda: 100_000
+    results["tight-auto"] = step_sum(MPI, comm, 20_000, "float32", "auto").method
+    try:
+        step_sum(MPI, comm, 20_000, "float32", "shared")
+    except ValueError as e:
+        results["tight-shared"] = f"ValueError: {e}"
     return results
 
 
