@@ -210,10 +210,33 @@ def test_the_job_ends_when_a_rank_dies_or_raises_uncaught(tmp_path, scenario, re
     barrier or Allreduce); abort: rank 1 raises outside fit while rank 0 waits in a Barrier
     (python -m mpi4py calls MPI_Abort). mpiexec must end the job with an error well within
     the timeout, and rank 0 must not carry on."""
-    done, seconds = launch(scenario, tmp_path, reduction)
+    before = set(SHM.glob("mpich_shm_*"))
+    try:
+        done, seconds = launch(scenario, tmp_path, reduction)
+    finally:
+        _remove_orphans(set(SHM.glob("mpich_shm_*")) - before)
     assert done.returncode != 0
     assert seconds < TIMEOUT
     assert not list(tmp_path.glob("finished-*"))
+
+
+SHM = Path("/dev/shm")
+
+
+def _remove_orphans(segments: set[Path]) -> None:
+    """mpich leaves the shared-memory segment (2 MB, in RAM) of a job it ended this way:
+    remove those no live process maps any more."""
+    if not segments:
+        return
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped.update(line.rsplit(" ", 1)[-1] for line in maps.read_text().splitlines())
+        except OSError:  # the process ended, or is not ours to read
+            continue
+    for segment in segments:
+        if str(segment) not in mapped:
+            segment.unlink(missing_ok=True)
 
 
 def test_import_backprop_does_not_import_mpi4py() -> None:
