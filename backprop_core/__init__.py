@@ -22,7 +22,7 @@ from ._blas import (
     set_blas_threads,
     small_gemm_threshold,
 )
-from ._checks import first_nonfinite_row
+from ._checks import first_label_outside, first_nonfinite_row
 from ._dense import dense_backward, dense_forward
 from ._executor import Executor, Mode
 from ._losses import (
@@ -56,6 +56,7 @@ __all__ = [
     "blas_threads",
     "dense_backward",
     "dense_forward",
+    "first_label_outside",
     "first_nonfinite_row",
     "huber_loss",
     "mae_loss",

@@ -3,7 +3,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, Py
                              PyObject_GetBuffer)
 from cython cimport floating
 from libc.math cimport INFINITY
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 
@@ -12,6 +12,7 @@ cdef extern from "_simd.h" nogil:
     bint bp_all_finite_f64(const double* x, Py_ssize_t n)
     uint32_t bp_max_abs_bits_f32(const float* x, Py_ssize_t n)
     uint64_t bp_max_abs_bits_f64(const double* x, Py_ssize_t n)
+    bint bp_any_label_outside(const int64_t* y, Py_ssize_t n, int64_t k)
 
 
 cdef inline bint _finite(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -81,5 +82,37 @@ def first_nonfinite_row(X):
             found = _first_nonfinite_row(<const float*>view.buf, n, m)
         else:
             found = _first_nonfinite_row(<const double*>view.buf, n, m)
+    PyBuffer_Release(&view)
+    return found
+
+
+cdef Py_ssize_t _first_label_outside(const int64_t* y, Py_ssize_t n,
+                                     int64_t k) noexcept nogil:
+    """Index of the first y[i] outside [0, k), or -1: blocks of 4096 tested by the
+    vectorised scan, the one block that fails searched."""
+    cdef Py_ssize_t start, i
+    for start in range(0, n, 4096):
+        if bp_any_label_outside(y + start, min(4096, n - start), k):
+            for i in range(start, min(start + 4096, n)):
+                if y[i] < 0 or y[i] >= k:
+                    return i
+    return -1
+
+
+def first_label_outside(y, long long n_classes):
+    """Index of the first label of y:(n,) C-contiguous int64 outside [0, n_classes), or -1
+    (n_classes >= 1)."""
+    cdef Py_buffer view
+    cdef Py_ssize_t found
+    cdef char kind
+    if n_classes < 1:
+        raise ValueError(f"first_label_outside: n_classes must be >= 1, got {n_classes}")
+    PyObject_GetBuffer(y, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_STRIDES)
+    kind = view.format[0] if view.format != NULL and view.format[1] == 0 else 0
+    if view.ndim != 1 or view.itemsize != 8 or (kind != b"l" and kind != b"q"):
+        PyBuffer_Release(&view)
+        raise TypeError("first_label_outside: y must be a 1-D C-contiguous int64 array")
+    with nogil:
+        found = _first_label_outside(<const int64_t*>view.buf, view.shape[0], n_classes)
     PyBuffer_Release(&view)
     return found

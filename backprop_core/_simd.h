@@ -67,6 +67,17 @@ BP_SCANS(float, uint32_t, 0x7f800000u, 0x00800000u, f32)
 BP_SCANS(double, uint64_t, 0x7ff0000000000000ull, 0x0010000000000000ull, f64)
 #undef BP_SCANS
 
+/* 1 if some y[i] lies outside [0, k) (k >= 1), else 0. y[i] < 0 sets its sign bit, and for
+ * y[i] >= 0, (k - 1) - y[i] is negative (its top bit set) iff y[i] >= k; unsigned arithmetic,
+ * so a negative y[i] cannot overflow. OR and SUB only: this vectorises on every clone (a
+ * 64-bit comparison loop does not on baseline x86-64 and is emulated on AVX2). */
+BP_CLONES BP_UNUSED static int bp_any_label_outside(const int64_t* y, Py_ssize_t n, int64_t k) {
+    const uint64_t last = (uint64_t)(k - 1);
+    uint64_t bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) bad |= (uint64_t)y[i] | (last - (uint64_t)y[i]);
+    return (int)(bad >> 63);
+}
+
 /* x[i] := exp(x[i]) for float32, in place (one pointer: no aliasing check), vectorisable
  * (libm's expf is a scalar call, ~3 ns each: the softmax cross-entropy's exponentials were a seventh of a 64-32-10 step). Cephes' expf:
  * x = k ln2 + r with |r| <= ln2/2 (k rounded by the 1.5 * 2**23 trick, r by a two-part ln2),

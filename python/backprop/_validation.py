@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from backprop_core import first_nonfinite_row
+from backprop_core import first_label_outside, first_nonfinite_row
 
 from ._sparse import INDEX32_MAX, CsrRows, is_sparse
 
@@ -426,11 +426,14 @@ def _as_labels(
 
 
 def _check_labels(y: NDArray[Any], n_classes: int, where: str) -> None:
-    if y.size == 0 or (y.min() >= 0 and y.max() < n_classes):
+    if y.dtype == np.int64 and y.flags.c_contiguous and y.flags.aligned:
+        i = first_label_outside(y, n_classes)  # one pass in C
+    elif y.size == 0 or (y.min() >= 0 and y.max() < n_classes):
         return  # min/max allocate nothing; the masks below are for a bad y only
-    bad_idx = np.flatnonzero((y < 0) | (y >= n_classes))
-    if bad_idx.size:
-        i = int(bad_idx[0])
+    else:
+        bad_idx = np.flatnonzero((y < 0) | (y >= n_classes))
+        i = int(bad_idx[0]) if bad_idx.size else -1
+    if i >= 0:
         raise ValueError(
             f"{where}: y[{i}] = {y[i]} is not a class index in [0, {n_classes}) "
             f"(the model has {n_classes} outputs)"

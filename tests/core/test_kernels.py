@@ -262,6 +262,35 @@ def test_first_nonfinite_row():
     assert core.first_nonfinite_row(np.zeros((0, 3))) == -1
 
 
+@pytest.mark.parametrize("n", [0, 1, 1023, 1024, 1025, 5000])
+def test_first_label_outside_against_numpy(n):
+    """Every position (block edges included), both ends of the range, int64's extremes;
+    against NumPy's first index of (y < 0) | (y >= k)."""
+    rng = np.random.default_rng(n)
+    k = 7
+    y = rng.integers(0, k, n)
+    assert core.first_label_outside(y, k) == -1
+    spots = sorted({0, n // 2, n - 1, 1023, 1024} & set(range(n)))
+    for bad in (-1, k, k + 1, np.iinfo(np.int64).min, np.iinfo(np.int64).max):
+        for at in spots:
+            z = y.copy()
+            z[at] = bad
+            if at + 1 < n:
+                z[-1] = -5  # a later bad label must not win
+            want = int(np.flatnonzero((z < 0) | (z >= k))[0])
+            assert core.first_label_outside(z, k) == want == at
+
+
+def test_first_label_outside_refuses_other_input():
+    for bad in (np.zeros(3, np.int32), np.zeros((2, 2), np.int64), np.zeros(3)):
+        with pytest.raises(TypeError, match="1-D C-contiguous int64"):
+            core.first_label_outside(bad, 3)
+    with pytest.raises(ValueError):  # a strided view: not C-contiguous
+        core.first_label_outside(np.zeros(6, np.int64)[::2], 3)
+    with pytest.raises(ValueError, match="n_classes must be >= 1"):
+        core.first_label_outside(np.zeros(3, np.int64), 0)
+
+
 @pytest.mark.parametrize(
     "name",
     [
