@@ -194,9 +194,10 @@ class DataParallel:
     See the module's docstring for the rules.
 
     reduction: how a step sums the ranks' buffers: "shared" (the ranks share one machine:
-    an MPI-3 shared-memory window, about half an Allreduce's time), "allreduce" (one
-    in-place MPI Allreduce, any ranks) or "auto" (shared when every rank of comm is on this
-    machine, else allreduce). The first fit makes the sum (collective); close() frees it.
+    an MPI-3 shared-memory window; 0.03 ms for 0.4 MB on 2 ranks here, an Allreduce 0.25),
+    "allreduce" (one in-place MPI Allreduce, any ranks) or "auto" (shared when every rank of
+    comm is on this machine and the buffer is not tiny, else allreduce; reduction.step_sum).
+    The first fit makes the sum (collective); close() frees it.
 
     stats: after fit, {"steps", "seconds", "allreduce_seconds"}: the steps taken, the wall
     time of the step loop and the time spent in the steps' sums (waiting for the slowest

@@ -7,7 +7,8 @@ array (bit for bit) on every rank. Two ways, one interface:
   slice of the window; after a barrier, rank r sums part r of every slice, in rank order,
   into the window's result; after a second barrier every rank reads that result. Each rank
   reads its 1/p of every slice once, where mpich's shared-memory Allreduce copies the whole
-  buffer through its cells: about half the time on 2 ranks (bench/NOTES.md).
+  buffer through its cells: on 2 ranks here 0.4 MB sums in 0.03 ms against 0.25, 7.45 MB
+  in 0.3 against 3 ms (bench/NOTES.md).
 
 The result is kept apart from the slices, so a rank that writes its next contribution while
 another still reads the sums races nothing: it has passed the second barrier, so every part
