@@ -15,6 +15,7 @@ Environment toggles:
                             CPU lacks crashes with SIGILL (avx512f, avx2)
 """
 
+import glob
 import os
 import platform
 import sys
@@ -79,6 +80,8 @@ extensions = [
         extra_link_args=link_args + (dl_link_args if name == "_blas" else []),
         define_macros=macros,
         libraries=["dl"] if name == "_blas" and sys.platform.startswith("linux") else [],
+        # the headers the modules include: a change to one rebuilds them
+        depends=sorted(glob.glob("backprop_core/*.h")),
     )
     for name in MODULES
 ]
