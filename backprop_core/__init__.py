@@ -21,7 +21,6 @@ from ._blas import (
     blas_threads,
     set_blas_threads,
     small_gemm_threshold,
-    small_kernel_threshold,
 )
 from ._checks import first_label_outside, first_nonfinite_row
 from ._dense import dense_backward, dense_forward
@@ -66,6 +65,5 @@ __all__ = [
     "set_blas_threads",
     "sgd_update",
     "small_gemm_threshold",
-    "small_kernel_threshold",
     "softmax_cross_entropy_loss",
 ]

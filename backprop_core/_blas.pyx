@@ -49,15 +49,6 @@ cdef extern from *:
     void* bp_dl_symbol(void* lib, const char* name)
     void bp_dl_release(void* lib)
 
-cdef extern from "_small_gemm.h" nogil:
-    int BP_SMALL_GEMM_K_MAX
-    void bp_small_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
-                           const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
-                           float beta, float* C, Py_ssize_t ldc)
-    void bp_small_gemm_f64(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
-                           const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb,
-                           double beta, double* C, Py_ssize_t ldc)
-
 # CBLAS (row-major calls, no operand swap), ILP64 as numpy's OpenBLAS is built
 ctypedef void (*cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
                                int64_t, const float*, int64_t, float, float*,
@@ -113,11 +104,6 @@ _SOURCE = None
 # (argument checks, dispatch, packing) dominates. Measured by bench/gemm_threshold.py:
 # the two cross near 256 with OpenBLAS 0.3.3x on these machines; see bench/NOTES.md.
 cdef Py_ssize_t SMALL_GEMM = 256
-
-# Up to this many multiply-adds (and k <= BP_SMALL_GEMM_K_MAX, B not transposed) products
-# go to _small_gemm.h's kernel: at S's sizes a BLAS call's packing and fixed cost are as
-# long as its kernel (bench/gemm_threshold.py, bench/NOTES.md).
-cdef Py_ssize_t SMALL_KERNEL = 1 << 17
 
 _GEMM_SIGNATURE = "void (char *, char *, int *, int *, int *, "
 _AXPY_SIGNATURE = "void (int *, "
@@ -353,38 +339,6 @@ def _set_small_gemm_threshold(Py_ssize_t value):
     return old
 
 
-def _product(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A not None,
-             const floating[:, ::1] B not None, double beta, floating[:, ::1] C not None):
-    """For tests: C := alpha * op(A) @ op(B) + beta * C through _gemm's routing (direct
-    loop, small-product kernel, gemv or BLAS by size). A, B, C C-contiguous, of one dtype."""
-    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
-    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
-    if ((A.shape[1] if trans_a else A.shape[0]) != m
-            or (B.shape[0] if trans_b else B.shape[1]) != n
-            or (B.shape[1] if trans_b else B.shape[0]) != k):
-        raise ValueError("_product: op(A) (m, k), op(B) (k, n) and C (m, n) do not fit")
-    if m == 0 or n == 0 or k == 0:
-        raise ValueError("_product: m, n and k must be >= 1")
-    _ensure_blas()
-    with nogil:
-        _gemm(trans_a, trans_b, m, n, k, <floating>alpha, &A[0, 0], A.shape[1], &B[0, 0],
-              B.shape[1], <floating>beta, &C[0, 0], n)
-
-
-def small_kernel_threshold():
-    """m*n*k up to which products (k <= 512, B not transposed) use the small-product kernel
-    instead of BLAS."""
-    return SMALL_KERNEL
-
-
-def _set_small_kernel_threshold(Py_ssize_t value):
-    """For benchmarks and tests only (not thread-safe): set the threshold, return the old
-    one."""
-    global SMALL_KERNEL
-    old, SMALL_KERNEL = SMALL_KERNEL, value
-    return old
-
-
 cdef inline void _gemm_loop(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
                             Py_ssize_t k, floating alpha, const floating* A, Py_ssize_t lda,
                             const floating* B, Py_ssize_t ldb, floating beta, floating* C,
@@ -421,12 +375,6 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
         return
     if m * n * k <= SMALL_GEMM:
         _gemm_loop(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
-        return
-    if m * n * k <= SMALL_KERNEL and not trans_b and k <= BP_SMALL_GEMM_K_MAX and m > 1:
-        if floating is float:
-            bp_small_gemm_f32(trans_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
-        else:
-            bp_small_gemm_f64(trans_a, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         return
     if m == 1 and _cblas_sgemv != NULL:
         # one row (batch 1): OpenBLAS's gemm still packs B, its gemv streams it (M's 784x128

@@ -1,10 +1,9 @@
 """backprop_core kernels against the NumPy float64 spec in backprop._reference, and the
 element-wise passes compiled per instruction set (backprop_core/_simd.h) against NumPy.
 
-Shapes cover the direct loop (m*n*k <= small_gemm_threshold()), the small-product kernel
-(m*n*k <= small_kernel_threshold()) and the BLAS path, 1x1, non-square and empty batches.
-Tolerances: RTOL/ATOL from backprop._reference, scaled by sqrt(k) for products with inner
-size k.
+Shapes cover the direct loop (m*n*k <= small_gemm_threshold()) and the BLAS path, 1x1,
+non-square and empty batches. Tolerances: RTOL/ATOL from backprop._reference, scaled by
+sqrt(k) for products with inner size k.
 
 SIMD edge cases: sizes run each vector loop's body and its leftover lanes (1 to 17 items,
 around 16 and 64); widths cover the db sums' block path (r*m a multiple of 16 and <= 512) and
@@ -25,12 +24,8 @@ import pytest
 import backprop_core as core
 from backprop import _reference as ref
 from backprop._reference import ATOL, RTOL
-from backprop_core._blas import _product, _set_small_kernel_threshold
 
-DENSE_SHAPES = [
-    (1, 1, 1), (1, 2, 3), (4, 3, 2), (7, 5, 11), (32, 64, 10), (65, 33, 17), (70, 80, 40),
-    (0, 3, 4),
-]  # fmt: skip
+DENSE_SHAPES = [(1, 1, 1), (1, 2, 3), (4, 3, 2), (7, 5, 11), (32, 64, 10), (65, 33, 17), (0, 3, 4)]
 ACTS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"]
 
 
@@ -507,45 +502,3 @@ def test_one_row_products_equal_numpy(dtype, tol, n_in, n_out):
     X64, W64, dY64 = (a.astype(np.float64) for a in (X, W, dY))
     for got, want in ((Y, X64 @ W64 + b), (dX, dY64 @ W64.T), (dW, X64.T @ dY64)):
         np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
-
-
-# -- the small-product kernel (_small_gemm.h) through _gemm's routing -----------------------
-
-SMALL_M = [2, 3, 4, 5, 7, 9]  # whole tiles of 4 rows and 1-3 left over (m == 1 is gemv's)
-SMALL_N = [1, 3, 7, 8, 9, 15, 16, 17, 33]  # whole pairs of vectors and every kind of tail
-SMALL_K = [1, 2, 17, 512]  # 512: the kernel's longest inner dimension
-
-
-@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "A.T"])
-@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.25, 1.0), (2.0, -0.5)])
-def test_small_product_kernel_against_numpy(rng, dtype, trans_a, alpha, beta):
-    """C := alpha op(A) @ B + beta C against float64 NumPy, to RTOL/ATOL scaled by sqrt(k),
-    for every tail of rows and columns; the threshold forced up so that every shape takes the
-    kernel (k <= 512), then down so that the same shapes take BLAS (or the loop)."""
-    for force in (1 << 40, 0):
-        old = _set_small_kernel_threshold(force)
-        try:
-            for m in SMALL_M:
-                for n in SMALL_N:
-                    for k in SMALL_K:
-                        A = randn(rng, (k, m) if trans_a else (m, k), dtype)
-                        B = randn(rng, (k, n), dtype)
-                        C = randn(rng, (m, n), dtype)
-                        if beta == 0:
-                            C[...] = np.nan  # beta 0: C must not be read
-                        opA = A.T.astype(np.float64) if trans_a else A.astype(np.float64)
-                        want = alpha * opA @ B.astype(np.float64)
-                        if beta != 0:
-                            want += beta * C.astype(np.float64)
-                        _product(trans_a, False, alpha, A, B, beta, C)
-                        close(C, want, dtype, k)
-        finally:
-            _set_small_kernel_threshold(old)
-
-
-def test_the_shapes_reach_every_product_path():
-    small, kernel = core.small_gemm_threshold(), core.small_kernel_threshold()
-    sizes = [n * i * o for n, i, o in DENSE_SHAPES]
-    assert any(small < s <= kernel for s in sizes) and max(sizes) > kernel
-    # S's products (batch 32, widths 64 and 32) take the kernel, M's (64 x 784 x 128) BLAS
-    assert 32 * 64 * 32 <= kernel < 64 * 784 * 128

@@ -55,7 +55,7 @@ SUITE = [
 
 FLOAT32_BATCH = (
     "float32: a row's prediction can depend on the batch it is computed in (BLAS blocking, "
-    "and the core's own loops for small products) by about one float32 ulp, beyond the "
+    "and the core's direct loop for tiny products) by about one float32 ulp, beyond the "
     "check's 1e-7 tolerance; whether a fit shows it depends on its weights (so the xfail is "
     "not strict); the float64 configurations pass this check"
 )
