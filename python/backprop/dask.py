@@ -197,11 +197,8 @@ def fit_blocks(
 def _fit_block(estimator: Any, i: int, block: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """One partial_fit on a computed block (X, y[, sample_weight]); the block's arrays go
     when this returns. Arrays that dask.distributed delivers can sit at addresses that are
-    not a multiple of their item size (its messages' frames), which the compiled core
-    refuses: those are copied to aligned memory (the others are passed as they are)."""
-    block = tuple(
-        np.require(a, requirements="A") if isinstance(a, np.ndarray) else a for a in block
-    )
+    not a multiple of their item size (its messages' frames): the estimators' own input
+    validation copies those (this library's and scikit-learn's)."""
     n_rows = block[0].shape[0]
     for name, a in zip(("y", "sample_weight"), block[1:], strict=False):
         if a.shape[0] != n_rows:
