@@ -223,20 +223,25 @@ def test_the_job_ends_when_a_rank_dies_or_raises_uncaught(tmp_path, scenario, re
 SHM = Path("/dev/shm")
 
 
-def _remove_orphans(segments: set[Path]) -> None:
+def _remove_orphans(segments: set[Path], wait: float = 5.0) -> None:
     """mpich leaves the shared-memory segment (2 MB, in RAM) of a job it ended this way:
-    remove those no live process maps any more."""
-    if not segments:
-        return
-    mapped = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        try:
-            mapped.update(line.rsplit(" ", 1)[-1] for line in maps.read_text().splitlines())
-        except OSError:  # the process ended, or is not ours to read
-            continue
-    for segment in segments:
-        if str(segment) not in mapped:
+    remove those no live process maps any more, waiting up to `wait` seconds for the job's
+    processes, which may still be exiting when mpiexec returns."""
+    deadline = time.monotonic() + wait
+    while segments:
+        mapped = set()
+        for maps in Path("/proc").glob("[0-9]*/maps"):
+            try:
+                mapped.update(line.rsplit(" ", 1)[-1] for line in maps.read_text().splitlines())
+            except OSError:  # the process ended, or is not ours to read
+                continue
+        for segment in [s for s in segments if str(s) not in mapped]:
             segment.unlink(missing_ok=True)
+            segments.discard(segment)
+        if time.monotonic() > deadline:
+            return
+        if segments:
+            time.sleep(0.1)
 
 
 def test_import_backprop_does_not_import_mpi4py() -> None:
