@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -399,3 +401,20 @@ def test_a_huge_layer_in_the_description_is_refused_before_allocating(tmp_path) 
         bp.ModelFileError, match=r"array 'theta': expected float32 of shape \(100007000027,\)"
     ):
         bp.load(bad)
+
+
+def test_import_backprop_leaves_zipfile_until_a_model_file_is_read(tmp_path: Path) -> None:
+    """zipfile (with pathlib, shutil, urllib: ~9 ms) is imported when a file is read, not by
+    `import backprop`; the round trip works from a fresh interpreter."""
+    code = (
+        "import sys, numpy as np, backprop as bp\n"
+        "before = 'zipfile' in sys.modules\n"
+        "m = bp.Sequential([bp.Dense(2, 1)], seed=0).compile(bp.MSE(), bp.SGD(lr=0.1))\n"
+        f"m.save({str(tmp_path / 'm.npz')!r})\n"
+        f"back = bp.load({str(tmp_path / 'm.npz')!r})\n"
+        "X = np.ones((3, 2))\n"
+        "print(before, np.array_equal(back.predict(X), m.predict(X)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)  # fmt: skip
+    assert done.stdout.split() == ["False", "True"]
