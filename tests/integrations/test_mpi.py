@@ -227,21 +227,20 @@ def _remove_orphans(segments: set[Path], wait: float = 5.0) -> None:
     """mpich leaves the shared-memory segment (2 MB, in RAM) of a job it ended this way:
     remove those no live process maps any more, waiting up to `wait` seconds for the job's
     processes, which may still be exiting when mpiexec returns."""
-    deadline = time.monotonic() + wait
-    while segments:
+    left, deadline = set(segments), time.monotonic() + wait
+    while left:
         mapped = set()
         for maps in Path("/proc").glob("[0-9]*/maps"):
             try:
                 mapped.update(line.rsplit(" ", 1)[-1] for line in maps.read_text().splitlines())
             except OSError:  # the process ended, or is not ours to read
                 continue
-        for segment in [s for s in segments if str(s) not in mapped]:
+        for segment in [s for s in left if str(s) not in mapped]:
             segment.unlink(missing_ok=True)
-            segments.discard(segment)
-        if time.monotonic() > deadline:
+            left.discard(segment)
+        if not left or time.monotonic() > deadline:
             return
-        if segments:
-            time.sleep(0.1)
+        time.sleep(0.1)
 
 
 def test_import_backprop_does_not_import_mpi4py() -> None:
