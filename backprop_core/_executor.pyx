@@ -78,6 +78,7 @@ cdef enum:
     STEP_OVERFLOW = -4  # the update would make a weight or an optimizer buffer non-finite
     STEP_STOPPED = -5   # the batch hook asked to end the epoch
     POLL_WORK = 1 << 24  # multiply-adds between two signal polls in run_epoch (a few ms)
+    CHUNK = 1024         # rows per forward pass of evaluate and predict unless told
 
 cdef enum OptKind:
     OPT_NONE = 0
@@ -166,8 +167,14 @@ cdef void _dropout_forward(Op* op, uint64_t* rng, const floating* A, floating* o
         out[i] = A[i] * mask[i]
 
 
-cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexcept nogil:
-    """Every op over X:(n, n_in); dropout draws masks when train, else copies."""
+cdef bint _forward(Net* net, const floating* X, Py_ssize_t n, bint train,
+                   bint check=False) noexcept nogil:
+    """Every op over X:(n, n_in); dropout draws masks when train, else copies.
+
+    check (the first op a Dense): stop, returning False, if its output X @ W + b is not
+    finite. With W and b finite, a NaN or infinity in a row of X makes every entry of that
+    row of the product NaN or infinite (x * w is NaN or infinite for every w, 0 included), so
+    this check stands for a scan of X, on n_out instead of n_in values a row. Else True."""
     cdef floating* theta = <floating*>net.theta
     cdef Op* op
     cdef int k
@@ -180,6 +187,8 @@ cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexce
         elif op.kind == OP_DENSE:
             _dense_forward(<floating*>net.act[op.src], theta + op.w_off, theta + op.b_off,
                            <floating*>net.act[op.dst], n, op.n_in, op.n_out)
+            if check and k == 0 and not _all_finite(<floating*>net.act[op.dst], n * op.n_out):
+                return False
         elif op.kind == OP_DROPOUT:
             if train:
                 _dropout_forward(op, &net.rng, <floating*>net.act[op.src],
@@ -189,6 +198,7 @@ cdef void _forward(Net* net, const floating* X, Py_ssize_t n, bint train) noexce
         elif op.kind != ACT_IDENTITY:
             _act_forward(op.kind, op.alpha, <floating*>net.act[op.src],
                          <floating*>net.act[op.dst], n, op.n_out)
+    return True
 
 
 cdef void _backward(Net* net, floating* theta, Py_ssize_t n, bint train,
@@ -790,17 +800,21 @@ cdef Py_ssize_t _evaluate(Net* net, const floating* X, const char* T, Py_ssize_t
     return -1
 
 
-cdef void _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
-                   floating* out) noexcept nogil:
-    """out := network(X)   X:(N, n_in) out:(N, n_out), in chunks of at most `chunk` rows."""
+cdef bint _predict(Net* net, const floating* X, Py_ssize_t N, Py_ssize_t chunk,
+                   floating* out, bint check) noexcept nogil:
+    """out := network(X)   X:(N, n_in) out:(N, n_out), in chunks of at most `chunk` rows.
+    False (out partly written) if check and a first product is not finite (_forward)."""
     cdef Py_ssize_t nb, start = 0
     while start < N:
         nb = chunk if N - start > chunk else N - start
         net.x.first = start
-        _forward(net, <const floating*>NULL if net.sparse else X + start * net.n_in, nb, False)
+        if not _forward(net, <const floating*>NULL if net.sparse else X + start * net.n_in,
+                        nb, False, check):
+            return False
         memcpy(out + start * net.n_out, net.act[net.out_slot],
                nb * net.n_out * sizeof(floating))
         start += nb
+    return True
 
 
 cdef enum CallKind:
@@ -826,6 +840,7 @@ cdef struct Call:
     void* gt
     void* gw
     void* out                 # CALL_PREDICT: (n, n_out)
+    bint check                # CALL_PREDICT: stop at a non-finite first product (_forward)
     PyObject* hook            # CALL_EPOCH: called after each batch, or NULL
     bint* busy                # CALL_EPOCH: the executor's busy flag (free during the hook)
     double loss               # result: the (weighted mean) loss
@@ -846,7 +861,8 @@ cdef Py_ssize_t _call(Net* net, Call* c, floating* theta) noexcept nogil:
                          <const floating*>c.w, c.n, c.rows, &c.loss)
     if c.kind == CALL_APPLY:
         return _apply(net, theta)
-    _predict(net, <const floating*>c.x, c.n, c.rows, <floating*>c.out)
+    if not _predict(net, <const floating*>c.x, c.n, c.rows, <floating*>c.out, c.check):
+        return STEP_NONFINITE
     return -1
 
 
@@ -1529,7 +1545,7 @@ cdef class Executor:
         if bad == STEP_OVERFLOW:
             raise FloatingPointError(_OVERFLOW)
 
-    def evaluate(self, X, T, Py_ssize_t chunk=1024, sample_weight=None):
+    def evaluate(self, X, T, Py_ssize_t chunk=CHUNK, sample_weight=None):
         """(Weighted) mean loss over X:(N, n_in) against T (row weights sample_weight:(N,) or
         None), without gradients or dropout, `chunk` rows at a time."""
         cdef Py_ssize_t N = _rows(X), bad
@@ -1560,40 +1576,51 @@ cdef class Executor:
 
     def predict_exact(self, X):
         """network(X) as a new (N, n_out) array of the dtype, if X is exactly what predict
-        reads: a finite, aligned, C-contiguous (N >= 1, n_in) buffer of the dtype; else None,
-        running nothing (the caller converts and checks X, with its messages). None too if
-        the output is not finite (the caller's checked path then says why)."""
+        reads: a finite, aligned, C-contiguous (N >= 1, n_in) buffer of the dtype; else None
+        (the caller converts and checks X, with its messages). None too if the output is not
+        finite (the caller's checked path then says why). With a Dense first, a non-finite X
+        is found by its product (see _forward), which is smaller to scan than X."""
         cdef Py_buffer bx
         cdef Py_ssize_t N
         cdef bint ok
+        # a first Dense checks its product in place of X (_forward); a first activation
+        # could map a non-finite value to a finite one (-inf to 0), so X is scanned then
+        cdef bint dense_first = self.net.ops[0].kind == OP_DENSE
         memset(&bx, 0, sizeof(Py_buffer))
         if not _view(&bx, X, self._fmt, self._itemsize, 2):
             return None
         N = bx.shape[0]
         ok = (N >= 1 and bx.shape[1] == self.net.n_in
               and (<size_t>bx.buf) % <size_t>self._itemsize == 0)
-        if ok and N * self.net.n_in < NOGIL_SCAN:
-            ok = _finite(bx.buf, N * self.net.n_in, self._itemsize == 4)
-        elif ok:  # a long scan lets other threads run
-            with nogil:
+        if ok and not dense_first:
+            if N * self.net.n_in < NOGIL_SCAN:
                 ok = _finite(bx.buf, N * self.net.n_in, self._itemsize == 4)
+            else:  # a long scan lets other threads run
+                with nogil:
+                    ok = _finite(bx.buf, N * self.net.n_in, self._itemsize == 4)
         PyBuffer_Release(&bx)
         if not ok:
             return None
         out = np.empty((N, self.net.n_out), dtype=self.dtype)
-        self.predict(X, out)
+        if not self._predict_into(X, out, CHUNK, dense_first):
+            return None
         _view(&bx, out, self._fmt, self._itemsize, 2)  # (.ctypes.data costs ~2 us)
         ok = _finite(bx.buf, N * self.net.n_out, self._itemsize == 4)
         PyBuffer_Release(&bx)
         return out if ok else None
 
-    def predict(self, X, out, Py_ssize_t chunk=1024):
+    def predict(self, X, out, Py_ssize_t chunk=CHUNK):
         """out := network(X)   X:(N, n_in) out:(N, n_out), both of the network's dtype.
 
         Calls from several threads may run at once: each runs on its own activation buffers
         (kept for the next call), reading the shared weights. Training and state calls are
         refused while any runs, and a predict from another thread while one of those runs."""
-        cdef Py_ssize_t N = _rows(X)
+        self._predict_into(X, out, chunk, False)
+
+    cdef bint _predict_into(self, X, out, Py_ssize_t chunk, bint check) except -1:
+        """predict; with check, False if a first product is not finite (out then partly
+        written), else True."""
+        cdef Py_ssize_t N = _rows(X), bad = -1
         cdef Py_buffer bx[3]
         cdef Py_buffer bo
         cdef Call c
@@ -1615,15 +1642,16 @@ cdef class Executor:
             c.x = self._input(&net, bx, X, N)
             c.out = _acquire(&bo, out, "out", self._fmt, self._itemsize,
                              _count(N, self.net.n_out), True)
-            c.kind, c.n = CALL_PREDICT, N
+            c.kind, c.n, c.check = CALL_PREDICT, N, check
             with nogil:
-                _run(&net, &c, self._itemsize == 4)
+                bad = _run(&net, &c, self._itemsize == 4)
         finally:
             self._readers -= 1
             if slots is not None:
                 self._pool.append(slots)
             _release(bx, 3)
             PyBuffer_Release(&bo)
+        return bad == -1
 
     cdef _Slots _slots(self, Py_ssize_t rows):
         """Forward-pass buffers for `rows` rows: an idle set from the pool if it is large

@@ -9,18 +9,25 @@ import pytest
 
 import backprop as bp
 
+_ACTIVATIONS = {
+    "relu": (bp.ReLU, lambda z: np.maximum(z, 0)),
+    "sigmoid": (bp.Sigmoid, lambda z: 1 / (1 + np.exp(-z))),
+}
 
-def _model(dtype: str, width: int) -> bp.Sequential:
+
+def _model(dtype: str, width: int, activation: str = "relu") -> bp.Sequential:
     # width 300: the first product is above 100^3 multiply-adds at 64 rows, so it starts from
     # the bias (beta 1); width 4 stays on the small-product path
-    model = bp.Sequential([bp.Dense(20, width), bp.ReLU(), bp.Dense(width, 3)], dtype=dtype, seed=1)
+    act = _ACTIVATIONS[activation][0]()
+    model = bp.Sequential([bp.Dense(20, width), act, bp.Dense(width, 3)], dtype=dtype, seed=1)
     model.compile(loss=bp.MSE(), optimizer=bp.SGD(lr=0.01))
     return model
 
 
 def _reference(model: bp.Sequential, X: np.ndarray) -> np.ndarray:
     (W0, b0, W1, b1) = (np.asarray(a, dtype=np.float64) for a in model.get_weights())
-    return np.maximum(X @ W0 + b0, 0) @ W1 + b1
+    act = _ACTIVATIONS[type(model.layers[1]).__name__.lower()][1]
+    return act(X @ W0 + b0) @ W1 + b1
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-12)])
@@ -60,12 +67,40 @@ def test_a_misaligned_buffer_takes_the_converting_path():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_input_is_refused_with_the_row_named(bad):
-    model = _model("float32", 4)
-    X = np.ones((6, 20), dtype=np.float32)
-    X[4, 7] = bad
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("width", [4, 300])
+@pytest.mark.parametrize("rows, row", [(1, 0), (6, 4), (1500, 1300)])  # 1300: a second chunk
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_non_finite_input_is_refused_with_the_row_named(
+    bad, dtype, width, rows, row, dead, activation
+):
+    # the C path finds a bad X by its first product (all of that row non-finite), not by a
+    # scan of X; dead: the feature's weights are all 0, so only inf * 0 = NaN reveals it.
+    # A sigmoid maps an infinite product to 0 or 1: the output alone would look fine.
+    model = _model(dtype, width, activation)
+    if dead:
+        W0, b0, W1, b1 = model.get_weights()
+        W0[7] = 0
+        model.set_weights([W0, b0, W1, b1])
+    X = np.ones((rows, 20), dtype=dtype)
+    X[row, 7] = bad
     assert model._executor.predict_exact(X) is None
-    with pytest.raises(ValueError, match="row 4"):
+    with pytest.raises(ValueError, match=f"row {row}"):
+        model.predict(X)
+    X[row, 7] = 1  # and the same model and X, made finite, predict as NumPy does
+    np.testing.assert_allclose(model.predict(X), _reference(model, X.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input_before_an_activation_is_refused(bad):
+    # a first activation can map a non-finite value to a finite one, so X itself is scanned
+    model = bp.Sequential([bp.ReLU(), bp.Dense(20, 3)], seed=1)
+    X = np.ones((5, 20), dtype=np.float32)
+    X[3, 2] = bad
+    assert model._executor.predict_exact(X) is None
+    with pytest.raises(ValueError, match="row 3"):
         model.predict(X)
 
 
